@@ -1,0 +1,11 @@
+//! Tether: a stdio JSON-RPC executor, wire-compatible with the Codex CLI exec-server.
+//!
+//! The library exposes the wire types ([`protocol`]), the server ([`server`]), the
+//! process manager ([`process`]) and a client ([`client`]) that spawns a server
+//! behind a guard. The `tether` binary dispatches to them by mode.
+
+pub mod cli;
+pub mod client;
+pub mod process;
+pub mod protocol;
+pub mod server;

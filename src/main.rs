@@ -1,0 +1,161 @@
+//! The `tether` binary: picks its mode from the basename of argv[0], else from its
+//! first argument. Nothing else lives here.
+
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const ABOUT: &str = "Tether: a stdio JSON-RPC executor for the Codex CLI and other agents.
+
+Modes (pick one by name, or by invoking a symlink with that name):
+  exec-server     JSON-RPC server on stdin/stdout (newline-delimited JSON)
+  codex-fs        sandbox helper: one filesystem operation (not implemented yet)
+  execve-wrapper  exec wrapper of a patched bash (not implemented yet)
+
+User commands:
+  run             run one command through a private exec-server
+  install-links   create the mode symlinks in a directory
+
+Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to see more.";
+
+#[derive(Parser)]
+#[command(name = "tether", version, about = ABOUT, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// JSON-RPC server on stdin/stdout; exits when stdin closes, killing what it started
+    ExecServer(ExecServerArgs),
+    /// Sandbox helper: one filesystem operation (not implemented yet)
+    CodexFs(HelperArgs),
+    /// BASH_EXEC_WRAPPER / EXEC_WRAPPER of a patched bash (not implemented yet)
+    ExecveWrapper(HelperArgs),
+    /// Run one command through a private exec-server: `tether run -- CMD [ARGS...]`
+    Run(RunArgs),
+    /// Create exec-server, codex-fs and execve-wrapper symlinks to this binary in DIR
+    InstallLinks(LinksArgs),
+}
+
+#[derive(Args)]
+#[command(version)]
+struct ExecServerArgs {
+    /// Where to listen; tether is stdio-only: `stdio` or `stdio://`
+    #[arg(long, default_value = "stdio", value_name = "URL")]
+    listen: String,
+}
+
+#[derive(Args)]
+#[command(version)]
+struct HelperArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    rest: Vec<OsString>,
+}
+
+#[derive(Args)]
+#[command(version)]
+struct RunArgs {
+    /// The command and its arguments
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    command: Vec<String>,
+}
+
+#[derive(Args)]
+#[command(version)]
+struct LinksArgs {
+    /// Directory for the symlinks (created if missing)
+    dir: PathBuf,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+fn exec_server(args: ExecServerArgs) -> ExitCode {
+    if args.listen != "stdio" && args.listen != "stdio://" {
+        eprintln!(
+            "tether exec-server: --listen {}: tether is stdio-only (use --listen stdio)",
+            args.listen
+        );
+        return ExitCode::from(2);
+    }
+    ExitCode::from(tether::server::run() as u8)
+}
+
+fn not_yet(mode: &str) -> ExitCode {
+    eprintln!("tether {mode}: not implemented yet");
+    ExitCode::from(2)
+}
+
+fn dispatch(mode: Mode) -> ExitCode {
+    match mode {
+        Mode::ExecServer(a) => exec_server(a),
+        Mode::CodexFs(_) => not_yet("codex-fs"),
+        Mode::ExecveWrapper(_) => not_yet("execve-wrapper"),
+        Mode::Run(a) => match tether::cli::run::run(a.command) {
+            Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+            Err(e) => {
+                eprintln!("tether run: {e:#}");
+                ExitCode::from(125)
+            }
+        },
+        Mode::InstallLinks(a) => match tether::cli::links::install(&a.dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tether install-links: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let name = args
+        .first()
+        .map(|a| {
+            PathBuf::from(a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    match name.as_str() {
+        "exec-server" => exec_server(ExecServerArgs::parse_from_named("exec-server", args)),
+        "codex-fs" => {
+            HelperArgs::parse_from_named("codex-fs", args);
+            not_yet("codex-fs")
+        }
+        "execve-wrapper" => {
+            HelperArgs::parse_from_named("execve-wrapper", args);
+            not_yet("execve-wrapper")
+        }
+        _ => dispatch(Cli::parse_from(args).mode),
+    }
+}
+
+/// Parse one mode's arguments when the mode came from argv[0].
+trait ParseNamed: Args {
+    fn parse_from_named(name: &'static str, args: Vec<OsString>) -> Self {
+        let cmd = Self::augment_args(clap::Command::new(name).version(env!("CARGO_PKG_VERSION")));
+        let matches = cmd.get_matches_from(args);
+        <Self as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
+impl<T: Args> ParseNamed for T {}

@@ -1,0 +1,148 @@
+//! Owning the process tree: the reaper of every child (managed ones and orphans that
+//! come back to the server as subreaper), group signals, and the final sweep.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Raw wait status of a reaped child.
+pub type WaitStatus = i32;
+
+/// Reaps children. Spawning holds [`Reaper::lock`] from `fork` until the pid is
+/// registered, and reaping takes the same lock, so no exit can be missed.
+#[derive(Default)]
+pub struct Reaper {
+    waiting: Mutex<HashMap<i32, oneshot::Sender<WaitStatus>>>,
+}
+
+pub type Registry<'a> = MutexGuard<'a, HashMap<i32, oneshot::Sender<WaitStatus>>>;
+
+impl Reaper {
+    pub fn lock(&self) -> Registry<'_> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reap every child that has exited; deliver statuses of registered ones.
+    pub fn reap(&self) {
+        let mut reg = self.lock();
+        loop {
+            let mut status = 0;
+            // SAFETY: plain waitpid with an out-pointer to a local.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                break;
+            }
+            match reg.remove(&pid) {
+                Some(tx) => {
+                    let _ = tx.send(status);
+                }
+                None => tracing::debug!(pid, "reaped an orphaned descendant"),
+            }
+        }
+    }
+}
+
+/// `(exit code, signal name)` of a wait status: 128+N for a death by signal N.
+pub fn exit_code(status: WaitStatus) -> (i32, Option<&'static str>) {
+    if libc::WIFEXITED(status) {
+        (libc::WEXITSTATUS(status), None)
+    } else if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        (128 + sig, signal_name(sig))
+    } else {
+        (128, None)
+    }
+}
+
+pub fn signal_name(sig: i32) -> Option<&'static str> {
+    nix::sys::signal::Signal::try_from(sig)
+        .ok()
+        .map(|s| s.as_str())
+}
+
+/// Send `sig` to process group `pgid`. A group that no longer exists is not an error.
+pub fn kill_group(pgid: i32, sig: i32) -> std::io::Result<()> {
+    if pgid <= 1 {
+        return Ok(());
+    }
+    // SAFETY: kill(2) with a negative pid signals a process group.
+    if unsafe { libc::kill(-pgid, sig) } < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Pids whose parent is `parent`, from /proc.
+pub fn children_of(parent: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for ent in dir.flatten() {
+        let name = ent.file_name();
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the command, which is in parentheses and may contain spaces.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let _state = fields.next();
+        if fields.next().and_then(|p| p.parse::<i32>().ok()) == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Kill every child of this process (orphans that came back to the subreaper
+/// included) and reap until none is left or `budget` runs out.
+pub fn sweep_children(budget: Duration) {
+    // SAFETY: getpid never fails.
+    let me = unsafe { libc::getpid() };
+    let deadline = Instant::now() + budget;
+    loop {
+        for pid in children_of(me) {
+            // SAFETY: signalling a child of ours.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        loop {
+            let mut status = 0;
+            // SAFETY: as in `Reaper::reap`.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid > 0 {
+                continue;
+            }
+            if pid < 0 {
+                // ECHILD: nothing is left.
+                return;
+            }
+            break;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!("shutdown: children still alive after the sweep budget");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_of_statuses() {
+        assert_eq!(exit_code(3 << 8), (3, None));
+        assert_eq!(exit_code(libc::SIGKILL), (137, Some("SIGKILL")));
+        assert_eq!(exit_code(libc::SIGINT), (130, Some("SIGINT")));
+    }
+}

@@ -1,0 +1,472 @@
+//! The process manager: process records keyed by the client's `processId`, and the
+//! `process/*` operations on them (PROTOCOL.md §6).
+
+pub mod env_policy;
+pub mod group;
+pub mod pty;
+pub mod record;
+pub mod retention;
+pub mod spawn;
+
+use crate::protocol::paths::PathError;
+use crate::protocol::process::*;
+use crate::server::transport::Outbound;
+use group::Reaper;
+use record::{Phase, Pump, Record, StdinCmd};
+use spawn::{SpawnSpec, Spawner};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Open (not closed) records allowed at once (§6.1).
+pub const MAX_OPEN: usize = 1_024;
+/// How long a closed record stays readable (§6.1).
+pub const EVICT_AFTER: Duration = Duration::from_secs(30);
+/// `waitMs` cap (§6.5).
+pub const MAX_WAIT_MS: u64 = 86_400_000;
+/// `graceMs` cap (§6.9).
+pub const MAX_GRACE_MS: u64 = 60_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("argv must not be empty")]
+    ArgvEmpty,
+    #[error("managed network is not supported by this executor")]
+    ManagedNetwork,
+    #[error("{0}")]
+    InvalidParams(String),
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("process {0} already exists")]
+    AlreadyExists(String),
+    #[error("too many processes: at most 1024 may be open per connection")]
+    TooMany,
+    #[error("process {0} start was cancelled")]
+    Cancelled(String),
+    #[error("unknown process id {0}")]
+    Unknown(String),
+    #[error("process id {0} is starting")]
+    Starting(String),
+    #[error("process {0} has no terminal")]
+    NoTerminal(String),
+    #[error("process {0} uses a terminal; write the end-of-file character instead")]
+    UsesTerminal(String),
+    #[error("sandbox cannot be enforced: {0}")]
+    SandboxUnavailable(String),
+    #[error("{0}")]
+    Spawn(std::io::Error),
+    #[error("failed to signal process: {0}")]
+    Signal(std::io::Error),
+    #[error("failed to resize terminal: {0}")]
+    Resize(std::io::Error),
+}
+
+#[derive(Default)]
+struct Records {
+    map: HashMap<String, Arc<Record>>,
+    open: usize,
+}
+
+pub struct ProcessManager {
+    records: Mutex<Records>,
+    out: Outbound,
+    spawner: Spawner,
+}
+
+impl ProcessManager {
+    /// A manager whose notifications go to `out`. Starts the reaper (which must run
+    /// inside a tokio runtime) and the spawner thread.
+    pub fn new(out: Outbound) -> Arc<Self> {
+        let reaper = Arc::new(Reaper::default());
+        let r = reaper.clone();
+        let mut sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
+            .expect("install the SIGCHLD handler");
+        tokio::spawn(async move {
+            loop {
+                r.reap();
+                if sigchld.recv().await.is_none() {
+                    break;
+                }
+            }
+        });
+        Arc::new(ProcessManager {
+            records: Mutex::new(Records::default()),
+            out,
+            spawner: Spawner::start(reaper),
+        })
+    }
+
+    fn records(&self) -> MutexGuard<'_, Records> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Record>> {
+        self.records().map.get(id).cloned()
+    }
+
+    /// Forget a record whose start failed.
+    fn abandon(&self, rec: &Arc<Record>) {
+        let mut r = self.records();
+        if r.map.get(&rec.id).is_some_and(|cur| Arc::ptr_eq(cur, rec)) {
+            r.map.remove(&rec.id);
+            r.open -= 1;
+        }
+    }
+
+    /// A record closed: it no longer counts as open, and is evicted later.
+    fn closed(self: &Arc<Self>, rec: Arc<Record>) {
+        self.records().open -= 1;
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(EVICT_AFTER).await;
+            if let Some(me) = me.upgrade() {
+                let mut r = me.records();
+                if r.map.get(&rec.id).is_some_and(|cur| Arc::ptr_eq(cur, &rec)) {
+                    r.map.remove(&rec.id);
+                }
+            }
+        });
+    }
+
+    pub async fn start(self: &Arc<Self>, p: StartParams) -> Result<StartResult, ProcessError> {
+        if let Some(size) = &p.size {
+            size.check().map_err(ProcessError::InvalidParams)?;
+        }
+        if p.argv.iter().any(|a| a.contains('\0'))
+            || p.arg0.as_deref().is_some_and(|a| a.contains('\0'))
+        {
+            return Err(ProcessError::InvalidParams(
+                "argv must not contain NUL bytes".into(),
+            ));
+        }
+        env_policy::validate("env", &p.env).map_err(ProcessError::InvalidParams)?;
+        if let Some(set) = p.env_policy.as_ref().and_then(|e| e.set.as_ref()) {
+            env_policy::validate("envPolicy.set", set).map_err(ProcessError::InvalidParams)?;
+        }
+        let cwd = p.cwd.to_path()?;
+        if p.argv.is_empty() {
+            return Err(ProcessError::ArgvEmpty);
+        }
+        if p.enforce_managed_network == Some(true) {
+            return Err(ProcessError::ManagedNetwork);
+        }
+
+        let rec = {
+            let mut r = self.records();
+            if let Some(old) = r.map.get(&p.process_id) {
+                if old.lock().phase != Phase::Closed {
+                    return Err(ProcessError::AlreadyExists(p.process_id));
+                }
+            }
+            if r.open >= MAX_OPEN {
+                return Err(ProcessError::TooMany);
+            }
+            let rec = Record::new(p.process_id.clone(), p.tty);
+            r.map.insert(p.process_id.clone(), rec.clone());
+            r.open += 1;
+            rec
+        };
+        match self.spawn_record(&rec, &p, &cwd).await {
+            Ok(()) => Ok(StartResult {
+                process_id: p.process_id,
+                sandbox_type: "none".into(),
+            }),
+            Err(e) => {
+                self.abandon(&rec);
+                Err(e)
+            }
+        }
+    }
+
+    async fn spawn_record(
+        self: &Arc<Self>,
+        rec: &Arc<Record>,
+        p: &StartParams,
+        cwd: &std::path::Path,
+    ) -> Result<(), ProcessError> {
+        if let Some(sandbox) = &p.sandbox {
+            check_sandbox(sandbox)?;
+        }
+        let env = env_policy::build(p.env_policy.as_ref(), &p.env, std::env::vars_os());
+        let tty = p.tty.then(|| p.size.unwrap_or(TermSize::DEFAULT));
+        let pipe_stdin = p.pipe_stdin.unwrap_or(false);
+        let spec = SpawnSpec::new(&p.argv, p.arg0.as_deref(), &env, cwd, tty, pipe_stdin)
+            .map_err(|e| ProcessError::InvalidParams(e.0))?;
+        let child = self
+            .spawner
+            .spawn(spec)
+            .await
+            .map_err(ProcessError::Spawn)?;
+
+        let stdin_rx = {
+            let mut st = rec.lock();
+            if st.cancelled {
+                drop(st);
+                let _ = group::kill_group(child.pid, libc::SIGKILL);
+                return Err(ProcessError::Cancelled(rec.id.clone()));
+            }
+            st.phase = Phase::Running;
+            st.pid = child.pid;
+            st.pty = child.pty.map(Arc::new);
+            if child.stdin.is_some() {
+                let (tx, rx) = mpsc::channel(record::WRITE_QUEUE);
+                st.stdin = Some(tx);
+                Some(rx)
+            } else {
+                None
+            }
+        };
+        rec.changed.notify_waiters();
+        if let (Some(fd), Some(rx)) = (child.stdin, stdin_rx) {
+            tokio::spawn(record::stdin_task(rec.clone(), fd, rx));
+        }
+        let mut outputs = vec![(
+            if p.tty { Stream::Pty } else { Stream::Stdout },
+            child.stdout,
+        )];
+        if let Some(err) = child.stderr {
+            outputs.push((Stream::Stderr, err));
+        }
+        let me = self.clone();
+        let closed_rec = rec.clone();
+        let pump = Pump::new(rec.clone(), self.out.clone());
+        tokio::spawn(pump.run(outputs, child.exit, Box::new(move || me.closed(closed_rec))));
+        Ok(())
+    }
+
+    pub async fn read(&self, p: ReadParams) -> Result<ReadResult, ProcessError> {
+        let rec = self
+            .get(&p.process_id)
+            .ok_or_else(|| ProcessError::Unknown(p.process_id.clone()))?;
+        let after = p.after_seq.unwrap_or(0);
+        let wait = Duration::from_millis(p.wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = rec.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (result, ready) = {
+                let st = rec.lock();
+                if st.phase == Phase::Starting {
+                    return Err(ProcessError::Starting(p.process_id));
+                }
+                let chunks = st.retention.select(after, p.max_bytes);
+                let next_seq = match (p.max_bytes, chunks.last()) {
+                    (Some(_), Some(last)) => last.seq + 1,
+                    _ => st.next_seq,
+                };
+                let exited = st.phase >= Phase::Exited;
+                let closed = st.phase == Phase::Closed;
+                let ready = !chunks.is_empty() || closed || (exited && after < next_seq - 1);
+                let exit = st.exit.as_ref();
+                let result = ReadResult {
+                    chunks,
+                    next_seq,
+                    exited,
+                    exit_code: exit.map(|e| e.code),
+                    closed,
+                    failure: None,
+                    sandbox_denied: exit.is_some_and(|e| e.sandbox_denied),
+                    signal: exit.and_then(|e| e.signal).map(str::to_string),
+                    dropped_bytes: st.retention.dropped_bytes,
+                    first_retained_seq: st.retention.first_retained_seq,
+                };
+                (result, ready)
+            };
+            if ready || tokio::time::Instant::now() >= deadline {
+                return Ok(result);
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    pub async fn write(&self, p: WriteParams) -> Result<WriteResult, ProcessError> {
+        if p.write_id.as_deref() == Some("") {
+            return Err(ProcessError::InvalidParams(
+                "writeId must not be empty".into(),
+            ));
+        }
+        let status = |s| Ok(WriteResult { status: s });
+        let Some(rec) = self.get(&p.process_id) else {
+            return status(WriteStatus::UnknownProcess);
+        };
+        let tx = {
+            let mut st = rec.lock();
+            if st.phase == Phase::Starting {
+                return status(WriteStatus::Starting);
+            }
+            if p.write_id
+                .as_deref()
+                .is_some_and(|w| st.write_ids.contains(w))
+            {
+                return status(WriteStatus::Accepted);
+            }
+            match &st.stdin {
+                Some(tx) if !st.stdin_closed && st.phase == Phase::Running => {
+                    if p.chunk.0.is_empty() {
+                        if let Some(w) = p.write_id {
+                            st.write_ids.remember(w);
+                        }
+                        return status(WriteStatus::Accepted);
+                    }
+                    tx.clone()
+                }
+                _ => return status(WriteStatus::StdinClosed),
+            }
+        };
+        if tx.send(StdinCmd::Data(p.chunk.0)).await.is_err() {
+            return status(WriteStatus::StdinClosed);
+        }
+        if let Some(w) = p.write_id {
+            rec.lock().write_ids.remember(w);
+        }
+        status(WriteStatus::Accepted)
+    }
+
+    pub async fn close_stdin(&self, p: ProcessIdParams) -> Result<WriteResult, ProcessError> {
+        let status = |s| Ok(WriteResult { status: s });
+        let Some(rec) = self.get(&p.process_id) else {
+            return status(WriteStatus::UnknownProcess);
+        };
+        let tx = {
+            let mut st = rec.lock();
+            if st.phase == Phase::Starting {
+                return status(WriteStatus::Starting);
+            }
+            if rec.tty {
+                return Err(ProcessError::UsesTerminal(p.process_id));
+            }
+            match st.stdin.take() {
+                Some(tx) if !st.stdin_closed && st.phase == Phase::Running => {
+                    st.stdin_closed = true;
+                    tx
+                }
+                _ => return status(WriteStatus::StdinClosed),
+            }
+        };
+        let _ = tx.send(StdinCmd::Close).await;
+        status(WriteStatus::Accepted)
+    }
+
+    pub fn signal(&self, p: SignalParams) -> Result<(), ProcessError> {
+        let Some(rec) = self.get(&p.process_id) else {
+            return Ok(());
+        };
+        let (pid, target) = {
+            let st = rec.lock();
+            if matches!(st.phase, Phase::Starting | Phase::Closed) {
+                return Ok(());
+            }
+            let fg = st
+                .pty
+                .as_ref()
+                .and_then(|m| pty::foreground_pgrp(std::os::fd::AsRawFd::as_raw_fd(&**m)));
+            (st.pid, fg.unwrap_or(st.pid))
+        };
+        let _ = pid;
+        group::kill_group(target, p.signal.signo()).map_err(ProcessError::Signal)
+    }
+
+    pub fn terminate(&self, p: TerminateParams) -> Result<TerminateResult, ProcessError> {
+        let running = |r| Ok(TerminateResult { running: r });
+        let Some(rec) = self.get(&p.process_id) else {
+            return running(false);
+        };
+        let grace = Duration::from_millis(p.grace_ms.unwrap_or(0).min(MAX_GRACE_MS));
+        let mut st = rec.lock();
+        match st.phase {
+            Phase::Starting => {
+                st.cancelled = true;
+                running(true)
+            }
+            Phase::Running => {
+                let again = std::mem::replace(&mut st.terminating, true);
+                let pid = st.pid;
+                drop(st);
+                rec.force_close.notify_one();
+                if grace.is_zero() || again {
+                    let _ = group::kill_group(pid, libc::SIGKILL);
+                } else {
+                    let _ = group::kill_group(pid, libc::SIGTERM);
+                    let mut exited = rec.exited.subscribe();
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(grace, exited.wait_for(|e| *e)).await;
+                        let _ = group::kill_group(pid, libc::SIGKILL);
+                    });
+                }
+                running(true)
+            }
+            Phase::Exited => {
+                st.terminating = true;
+                let pid = st.pid;
+                drop(st);
+                let _ = group::kill_group(pid, libc::SIGKILL);
+                rec.force_close.notify_one();
+                running(false)
+            }
+            Phase::Closed => running(false),
+        }
+    }
+
+    pub fn resize(&self, p: ResizeParams) -> Result<(), ProcessError> {
+        let size = TermSize {
+            rows: p.rows,
+            cols: p.cols,
+        };
+        size.check().map_err(ProcessError::InvalidParams)?;
+        let rec = self
+            .get(&p.process_id)
+            .ok_or_else(|| ProcessError::Unknown(p.process_id.clone()))?;
+        let st = rec.lock();
+        if st.phase == Phase::Starting {
+            return Err(ProcessError::Starting(p.process_id));
+        }
+        if !rec.tty {
+            return Err(ProcessError::NoTerminal(p.process_id));
+        }
+        match &st.pty {
+            Some(m) if st.phase == Phase::Running => {
+                pty::resize(std::os::fd::AsRawFd::as_raw_fd(&**m), size)
+                    .map_err(ProcessError::Resize)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Shutdown: SIGKILL the process group of every managed process.
+    pub fn kill_all(&self) {
+        let r = self.records();
+        for rec in r.map.values() {
+            let st = rec.lock();
+            if st.pid > 0 && st.phase != Phase::Closed {
+                let _ = group::kill_group(st.pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Until the sandbox lands, only contexts that allow everything run (unsandboxed);
+/// anything restrictive is refused rather than run without its protection.
+fn check_sandbox(sandbox: &serde_json::Value) -> Result<(), ProcessError> {
+    let perms = sandbox
+        .get("permissions")
+        .unwrap_or(&serde_json::Value::Null);
+    let ty = perms.get("type").and_then(|t| t.as_str());
+    let fs_unrestricted = perms
+        .get("file_system")
+        .and_then(|f| f.get("type"))
+        .and_then(|t| t.as_str())
+        == Some("unrestricted");
+    let net_enabled = perms.get("network").and_then(|n| n.as_str()) == Some("enabled");
+    match ty {
+        Some("disabled") | Some("danger-full-access") => Ok(()),
+        Some("managed") if fs_unrestricted && net_enabled => Ok(()),
+        _ => Err(ProcessError::SandboxUnavailable(
+            "sandboxed processes are not implemented yet in this version of tether".into(),
+        )),
+    }
+}

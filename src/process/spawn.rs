@@ -1,0 +1,444 @@
+//! Starting a child: everything is prepared before `fork` (no allocation after it),
+//! the child sets itself up with async-signal-safe calls only, and reports a failure
+//! through a close-on-exec pipe. Forks happen on one long-lived thread, because
+//! `PR_SET_PDEATHSIG` fires when the *thread* that forked exits.
+
+use super::env_policy::Env;
+use super::group::{Reaper, WaitStatus};
+use super::pty;
+use crate::protocol::process::TermSize;
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// The search path used when neither the child nor the server has `PATH`.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Everything the child needs, as C strings.
+pub struct SpawnSpec {
+    /// Program paths to try in order (one when `argv[0]` has a `/`).
+    candidates: Vec<CString>,
+    search: bool,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    cwd: CString,
+    /// `Some` for a terminal.
+    tty: Option<TermSize>,
+    pipe_stdin: bool,
+}
+
+/// Why a spec could not be built (NUL bytes): decoder-style text.
+#[derive(Debug)]
+pub struct SpecError(pub String);
+
+impl SpawnSpec {
+    pub fn new(
+        argv: &[String],
+        arg0: Option<&str>,
+        env: &Env,
+        cwd: &Path,
+        tty: Option<TermSize>,
+        pipe_stdin: bool,
+    ) -> Result<Self, SpecError> {
+        let cstr = |b: &[u8], what: &str| {
+            CString::new(b).map_err(|_| SpecError(format!("{what} must not contain NUL bytes")))
+        };
+        let program = &argv[0];
+        let (candidates, search) = if program.contains('/') {
+            (vec![cstr(program.as_bytes(), "argv")?], false)
+        } else {
+            let path: OsString = env
+                .get(OsStr::new("PATH"))
+                .cloned()
+                .or_else(|| std::env::var_os("PATH"))
+                .unwrap_or_else(|| DEFAULT_PATH.into());
+            let mut c = Vec::new();
+            for dir in path.as_bytes().split(|b| *b == b':') {
+                let mut full = if dir.is_empty() {
+                    b".".to_vec()
+                } else {
+                    dir.to_vec()
+                };
+                full.push(b'/');
+                full.extend_from_slice(program.as_bytes());
+                c.push(cstr(&full, "argv")?);
+            }
+            (c, true)
+        };
+        let mut args = Vec::with_capacity(argv.len());
+        args.push(cstr(arg0.unwrap_or(program).as_bytes(), "arg0")?);
+        for a in &argv[1..] {
+            args.push(cstr(a.as_bytes(), "argv")?);
+        }
+        let mut envp = Vec::with_capacity(env.len());
+        for (k, v) in env {
+            let mut kv = k.clone().into_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            envp.push(cstr(&kv, "env")?);
+        }
+        Ok(SpawnSpec {
+            candidates,
+            search,
+            argv: args,
+            envp,
+            cwd: cstr(cwd.as_os_str().as_bytes(), "cwd")?,
+            tty,
+            pipe_stdin,
+        })
+    }
+}
+
+/// A started child and the server's ends of its stdio.
+pub struct Spawned {
+    pub pid: i32,
+    /// Where `process/write` goes: the stdin pipe, or a duplicate of the PTY master.
+    pub stdin: Option<OwnedFd>,
+    /// stdout pipe, or the PTY master.
+    pub stdout: OwnedFd,
+    pub stderr: Option<OwnedFd>,
+    /// A duplicate of the PTY master for resize and the foreground group.
+    pub pty: Option<OwnedFd>,
+    pub exit: oneshot::Receiver<WaitStatus>,
+}
+
+type Job = (SpawnSpec, oneshot::Sender<io::Result<Spawned>>);
+
+/// The long-lived thread that forks.
+#[derive(Clone)]
+pub struct Spawner {
+    tx: std::sync::mpsc::Sender<Job>,
+}
+
+impl Spawner {
+    pub fn start(reaper: Arc<Reaper>) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("tether-spawner".into())
+            .spawn(move || {
+                while let Ok((spec, reply)) = rx.recv() {
+                    let _ = reply.send(spawn(&spec, &reaper));
+                }
+            })
+            .expect("spawn the spawner thread");
+        Spawner { tx }
+    }
+
+    pub async fn spawn(&self, spec: SpawnSpec) -> io::Result<Spawned> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send((spec, tx))
+            .map_err(|_| io::Error::other("spawner thread is gone"))?;
+        rx.await
+            .map_err(|_| io::Error::other("spawner thread is gone"))?
+    }
+}
+
+fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: fresh descriptors, owned from here on.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let fl = cvt(libc::fcntl(fd, libc::F_GETFL))?;
+        cvt(libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK))?;
+    }
+    Ok(())
+}
+
+fn dup(fd: &OwnedFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a fresh descriptor.
+    let n = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) })?;
+    // SAFETY: fresh descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+fn dev_null() -> io::Result<OwnedFd> {
+    // SAFETY: open with a static C string.
+    let fd = cvt(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
+    // SAFETY: fresh descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Where the child's fds 0, 1, 2 come from, and the server's ends.
+struct Stdio {
+    child: [OwnedFd; 3],
+    /// Extra child-side descriptor that must stay open until the fork (the PTY slave).
+    ctty: Option<RawFd>,
+    stdin: Option<OwnedFd>,
+    stdout: OwnedFd,
+    stderr: Option<OwnedFd>,
+    pty: Option<OwnedFd>,
+}
+
+fn make_stdio(spec: &SpawnSpec) -> io::Result<Stdio> {
+    if let Some(size) = spec.tty {
+        let (master, slave) = pty::open(size)?;
+        let s1 = dup(&slave)?;
+        let s2 = dup(&slave)?;
+        let writer = dup(&master)?;
+        let ctl = dup(&master)?;
+        let ctty = Some(slave.as_raw_fd());
+        return Ok(Stdio {
+            child: [slave, s1, s2],
+            ctty,
+            stdin: Some(writer),
+            stdout: master,
+            stderr: None,
+            pty: Some(ctl),
+        });
+    }
+    let (stdin_child, stdin_parent) = if spec.pipe_stdin {
+        let (r, w) = pipe()?;
+        (r, Some(w))
+    } else {
+        (dev_null()?, None)
+    };
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    Ok(Stdio {
+        child: [stdin_child, out_w, err_w],
+        ctty: None,
+        stdin: stdin_parent,
+        stdout: out_r,
+        stderr: Some(err_r),
+        pty: None,
+    })
+}
+
+/// Fork and exec on the spawner thread.
+fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> io::Result<Spawned> {
+    let stdio = make_stdio(spec)?;
+    let (err_r, err_w) = pipe()?;
+
+    let mut argv: Vec<*const libc::c_char> = spec.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = spec.envp.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let cands: Vec<*const libc::c_char> = spec.candidates.iter().map(|a| a.as_ptr()).collect();
+    let child_fds = [
+        stdio.child[0].as_raw_fd(),
+        stdio.child[1].as_raw_fd(),
+        stdio.child[2].as_raw_fd(),
+    ];
+    let ctx = ChildCtx {
+        // SAFETY: getpid never fails.
+        parent: unsafe { libc::getpid() },
+        fds: child_fds,
+        ctty: stdio.ctty,
+        cwd: spec.cwd.as_ptr(),
+        candidates: &cands,
+        search: spec.search,
+        argv: argv.as_ptr(),
+        envp: envp.as_ptr(),
+        err_fd: err_w.as_raw_fd(),
+    };
+
+    let (exit_tx, exit_rx) = oneshot::channel();
+    let pid = {
+        let mut reg = reaper.lock();
+        // SAFETY: the child only runs `child_main`, which makes async-signal-safe calls.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if pid == 0 {
+            // SAFETY: in the child; never returns.
+            unsafe { child_main(&ctx) }
+        }
+        reg.insert(pid, exit_tx);
+        pid
+    };
+    drop(stdio.child);
+    drop(err_w);
+
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        // SAFETY: reading into a local buffer.
+        let n = unsafe { libc::read(err_r.as_raw_fd(), buf[got..].as_mut_ptr().cast(), 4 - got) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    if got == 4 {
+        // The child failed before exec and exits 127; the reaper collects it.
+        return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(buf)));
+    }
+
+    set_nonblocking(stdio.stdout.as_raw_fd())?;
+    if let Some(e) = &stdio.stderr {
+        set_nonblocking(e.as_raw_fd())?;
+    }
+    if let Some(i) = &stdio.stdin {
+        set_nonblocking(i.as_raw_fd())?;
+    }
+    Ok(Spawned {
+        pid,
+        stdin: stdio.stdin,
+        stdout: stdio.stdout,
+        stderr: stdio.stderr,
+        pty: stdio.pty,
+        exit: exit_rx,
+    })
+}
+
+struct ChildCtx<'a> {
+    parent: libc::pid_t,
+    fds: [RawFd; 3],
+    ctty: Option<RawFd>,
+    cwd: *const libc::c_char,
+    candidates: &'a [*const libc::c_char],
+    search: bool,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    err_fd: RawFd,
+}
+
+/// Report `errno` to the parent and exit.
+unsafe fn fail(err_fd: RawFd, errno: i32) -> ! {
+    let b = errno.to_ne_bytes();
+    libc::write(err_fd, b.as_ptr().cast(), 4);
+    libc::_exit(127)
+}
+
+unsafe fn errno() -> i32 {
+    *libc::__errno_location()
+}
+
+/// The child between `fork` and `execve`. Async-signal-safe calls only.
+unsafe fn child_main(c: &ChildCtx<'_>) -> ! {
+    if libc::setsid() < 0 {
+        fail(c.err_fd, errno());
+    }
+    libc::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        0,
+        0,
+        0,
+    );
+    if libc::getppid() != c.parent {
+        libc::_exit(127);
+    }
+    // Default dispositions and an empty mask: the server ignores SIGPIPE, the child must not.
+    let mut dfl: libc::sigaction = std::mem::zeroed();
+    dfl.sa_sigaction = libc::SIG_DFL;
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        }
+    }
+    let mut empty: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut empty);
+    libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+
+    if let Some(slave) = c.ctty {
+        if libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {
+            fail(c.err_fd, errno());
+        }
+    }
+    // Move the sources out of the 0..=2 range first, then into place.
+    let mut high = [0; 3];
+    for (i, fd) in c.fds.iter().enumerate() {
+        high[i] = libc::fcntl(*fd, libc::F_DUPFD, 10);
+        if high[i] < 0 {
+            fail(c.err_fd, errno());
+        }
+    }
+    for (target, fd) in high.iter().enumerate() {
+        if libc::dup2(*fd, target as RawFd) < 0 {
+            fail(c.err_fd, errno());
+        }
+    }
+    // Everything above 2 closes at exec (the error pipe is already close-on-exec).
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 4;
+    if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) < 0 {
+        for fd in 3..65_536 {
+            if fd != c.err_fd {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+    }
+    if libc::chdir(c.cwd) < 0 {
+        fail(c.err_fd, errno());
+    }
+    let mut saw_eacces = false;
+    for cand in c.candidates {
+        libc::execve(*cand, c.argv, c.envp);
+        let e = errno();
+        if !c.search {
+            fail(c.err_fd, e);
+        }
+        match e {
+            libc::EACCES => saw_eacces = true,
+            libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+            _ => fail(c.err_fd, e),
+        }
+    }
+    fail(
+        c.err_fd,
+        if saw_eacces {
+            libc::EACCES
+        } else {
+            libc::ENOENT
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_search_candidates_and_arg0() {
+        let env: Env = [(OsString::from("PATH"), OsString::from("/a::/b"))]
+            .into_iter()
+            .collect();
+        let s = SpawnSpec::new(
+            &["ls".into(), "-l".into()],
+            Some("LS"),
+            &env,
+            Path::new("/"),
+            None,
+            false,
+        )
+        .unwrap();
+        let c: Vec<_> = s
+            .candidates
+            .iter()
+            .map(|c| c.to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(c, ["/a/ls", "./ls", "/b/ls"]);
+        assert!(s.search);
+        assert_eq!(s.argv[0].to_str().unwrap(), "LS");
+        let s = SpawnSpec::new(&["./x".into()], None, &env, Path::new("/"), None, false).unwrap();
+        assert!(!s.search);
+        assert!(SpawnSpec::new(&["a\0".into()], None, &env, Path::new("/"), None, false).is_err());
+    }
+}

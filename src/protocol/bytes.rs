@@ -1,0 +1,55 @@
+//! Byte strings on the wire: standard base64 with padding (PROTOCOL.md §3.2).
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Bytes that travel as a base64 string. Invalid base64 is a decode error whose
+/// text is the base64 decoder's (e.g. `Invalid symbol 33, offset 0.`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ByteChunk(pub Vec<u8>);
+
+impl Serialize for ByteChunk {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteChunk {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        STANDARD
+            .decode(s.as_bytes())
+            .map(ByteChunk)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Encode bytes as standard base64.
+pub fn encode(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+/// Decode standard base64.
+pub fn decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    STANDARD.decode(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let c = ByteChunk(b"hi\n".to_vec());
+        let s = serde_json::to_string(&c).unwrap();
+        assert_eq!(s, "\"aGkK\"");
+        assert_eq!(serde_json::from_str::<ByteChunk>(&s).unwrap(), c);
+    }
+
+    #[test]
+    fn invalid_base64_reports_decoder_text() {
+        let e = serde_json::from_value::<ByteChunk>(serde_json::json!("!!!!")).unwrap_err();
+        assert_eq!(e.to_string(), "Invalid symbol 33, offset 0.");
+    }
+}

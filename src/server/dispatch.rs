@@ -1,0 +1,263 @@
+//! Handshake gate and method routing (PROTOCOL.md §2.2, §4.3). Lines are classified
+//! and gated in wire order; each admitted request then runs in its own task.
+
+use super::decode::{classify, Incoming};
+use super::error::RpcError;
+use super::transport::{InputEvent, Outbound};
+use crate::process::ProcessManager;
+use crate::protocol::handshake::{
+    EnvironmentInfo, InitializeParams, InitializeResult, StatusResult,
+};
+use crate::protocol::process::*;
+use crate::protocol::{
+    self, methods, EmptyResult, ErrorOut, NoParams, RequestId, ResponseOut, MALFORMED_ID,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::sync::{mpsc, Semaphore};
+
+/// Requests in flight at once (§2.4).
+pub const MAX_IN_FLIGHT: usize = 1_024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handshake {
+    New,
+    Initialized,
+    Ready,
+}
+
+/// The gate's `<family>` of a known method; `None` for an unknown method.
+pub fn family(method: &str) -> Option<&'static str> {
+    match method {
+        methods::INITIALIZE => Some("initialize"),
+        methods::ENVIRONMENT_INFO => Some("environment info"),
+        methods::ENVIRONMENT_STATUS => Some("environment status"),
+        methods::PROCESS_START
+        | methods::PROCESS_READ
+        | methods::PROCESS_WRITE
+        | methods::PROCESS_SIGNAL
+        | methods::PROCESS_TERMINATE
+        | methods::PROCESS_RESIZE
+        | methods::PROCESS_CLOSE_STDIN => Some("exec"),
+        _ => None,
+    }
+}
+
+pub struct Dispatcher {
+    out: Outbound,
+    procs: Arc<ProcessManager>,
+    info: Arc<EnvironmentInfo>,
+    session_id: String,
+    state: Handshake,
+    in_flight: Arc<Semaphore>,
+}
+
+/// Encode a response line.
+fn response_line(id: &RequestId, result: Result<Box<RawValue>, RpcError>) -> Vec<u8> {
+    match result {
+        Ok(v) => protocol::to_line(&ResponseOut { id, result: v }),
+        Err(e) => protocol::to_line(&ErrorOut {
+            error: &e.to_object(),
+            id,
+        }),
+    }
+}
+
+fn decode<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
+    Ok(serde_json::from_value(params)?)
+}
+
+/// Serialize a result now, so that members keep the order of their struct.
+fn ok<T: Serialize>(v: T) -> Result<Box<RawValue>, RpcError> {
+    Ok(serde_json::value::to_raw_value(&v).expect("results always serialize"))
+}
+
+impl Dispatcher {
+    pub fn new(out: Outbound, procs: Arc<ProcessManager>, info: Arc<EnvironmentInfo>) -> Self {
+        Dispatcher {
+            out,
+            procs,
+            info,
+            session_id: uuid::Uuid::new_v4().to_string(),
+            state: Handshake::New,
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        }
+    }
+
+    /// Serve input until end of file.
+    pub async fn run(mut self, mut input: mpsc::Receiver<InputEvent>) {
+        while let Some(ev) = input.recv().await {
+            match ev {
+                InputEvent::Line(line) => self.line(&line).await,
+                InputEvent::TooLong => {
+                    let e = RpcError::malformed(format!(
+                        "line exceeds the limit of {} bytes",
+                        super::transport::MAX_LINE
+                    ));
+                    self.send_error(&MALFORMED_ID, e).await;
+                }
+                InputEvent::Eof => break,
+            }
+        }
+    }
+
+    async fn send_error(&self, id: &RequestId, e: RpcError) {
+        self.out.send(response_line(id, Err(e)), None).await;
+    }
+
+    async fn line(&mut self, line: &[u8]) {
+        match classify(line) {
+            Incoming::Malformed(detail) => {
+                self.send_error(&MALFORMED_ID, RpcError::malformed(detail))
+                    .await
+            }
+            Incoming::Notification { method, .. } => self.notification(&method).await,
+            Incoming::Response { id, .. } => {
+                tracing::info!(%id, "ignoring a response that matches no server request");
+            }
+            Incoming::Request { id, method, params } => self.request(id, method, params).await,
+        }
+    }
+
+    async fn notification(&mut self, method: &str) {
+        if method == methods::INITIALIZED {
+            match self.state {
+                Handshake::New => {
+                    let e = RpcError::invalid_request(
+                        "client must call initialize before sending initialized",
+                    );
+                    self.send_error(&MALFORMED_ID, e).await;
+                }
+                _ => self.state = Handshake::Ready,
+            }
+            return;
+        }
+        let e = RpcError::invalid_request(format!(
+            "client notification `{method}` is not supported (only `initialized` may be sent without an id)"
+        ));
+        self.send_error(&MALFORMED_ID, e).await;
+    }
+
+    async fn request(&mut self, id: RequestId, method: String, params: Value) {
+        let Some(family) = family(&method) else {
+            return self
+                .send_error(&id, RpcError::method_not_found(&method))
+                .await;
+        };
+        if method == methods::INITIALIZE {
+            let r = self.initialize(params);
+            self.out.send(response_line(&id, r), None).await;
+            return;
+        }
+        let gate = match self.state {
+            Handshake::New => Some(format!(
+                "client must call initialize before using {family} methods"
+            )),
+            Handshake::Initialized => Some(format!(
+                "client must send initialized before using {family} methods"
+            )),
+            Handshake::Ready => None,
+        };
+        if let Some(msg) = gate {
+            return self.send_error(&id, RpcError::invalid_request(msg)).await;
+        }
+        // Waiting here stops reading stdin while 1,024 requests are unanswered.
+        let permit = self
+            .in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        let out = self.out.clone();
+        let procs = self.procs.clone();
+        let info = self.info.clone();
+        tokio::spawn(async move {
+            let result = handle(&method, params, &procs, &info).await;
+            out.send(response_line(&id, result), None).await;
+            drop(permit);
+        });
+    }
+
+    fn initialize(&mut self, params: Value) -> Result<Box<RawValue>, RpcError> {
+        if self.state != Handshake::New {
+            return Err(RpcError::invalid_request(
+                "initialize may only be sent once per connection",
+            ));
+        }
+        let p: InitializeParams = decode(params)?;
+        if let Some(resume) = p.resume_session_id {
+            return Err(RpcError::invalid_request(format!(
+                "unknown session id {resume}"
+            )));
+        }
+        tracing::info!(client = %p.client_name, "initialize");
+        self.state = Handshake::Initialized;
+        ok(InitializeResult {
+            session_id: self.session_id.clone(),
+            environment_info: (*self.info).clone(),
+        })
+    }
+}
+
+/// Params for methods without any: absent, `null` or `{}`.
+fn no_params(params: Value) -> Result<(), RpcError> {
+    match params {
+        Value::Null => Ok(()),
+        Value::Object(m) if m.is_empty() => Ok(()),
+        Value::Object(_) => decode::<NoParams>(params).map(|_| ()),
+        other => Err(RpcError::invalid_params(format!(
+            "invalid type: {}, expected no params (none, null or {{}})",
+            kind(&other)
+        ))),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "sequence",
+        Value::Object(_) => "map",
+    }
+}
+
+async fn handle(
+    method: &str,
+    params: Value,
+    procs: &Arc<ProcessManager>,
+    info: &EnvironmentInfo,
+) -> Result<Box<RawValue>, RpcError> {
+    match method {
+        methods::ENVIRONMENT_INFO => {
+            no_params(params)?;
+            ok(info)
+        }
+        methods::ENVIRONMENT_STATUS => {
+            no_params(params)?;
+            ok(StatusResult {
+                status: "ready".into(),
+            })
+        }
+        methods::PROCESS_START => ok(procs.start(decode(params)?).await?),
+        methods::PROCESS_READ => ok(procs.read(decode(params)?).await?),
+        methods::PROCESS_WRITE => ok(procs.write(decode(params)?).await?),
+        methods::PROCESS_CLOSE_STDIN => ok(procs
+            .close_stdin(decode::<ProcessIdParams>(params)?)
+            .await?),
+        methods::PROCESS_SIGNAL => {
+            procs.signal(decode(params)?)?;
+            ok(EmptyResult {})
+        }
+        methods::PROCESS_TERMINATE => ok(procs.terminate(decode(params)?)?),
+        methods::PROCESS_RESIZE => {
+            procs.resize(decode(params)?)?;
+            ok(EmptyResult {})
+        }
+        other => Err(RpcError::method_not_found(other)),
+    }
+}

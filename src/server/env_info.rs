@@ -1,0 +1,205 @@
+//! `environmentInfo` (PROTOCOL.md §4.4–§4.6), computed once when the server starts.
+
+use crate::protocol::handshake::*;
+use crate::protocol::paths::to_uri;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Extensions this build implements, each at version 1. Names are added here only
+/// when the feature works end to end.
+pub const EXTENSIONS: &[&str] = &[
+    "paths.plain",
+    "process/start.size",
+    "process/write.optionalWriteId",
+    "process/read.loss",
+    "process/signal.signals",
+    "process/terminate.graceMs",
+    "process/exited.signal",
+    "process/resize",
+    "process/closeStdin",
+];
+
+fn is_executable(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// First of: `$SHELL` if absolute, executable and bash/zsh/sh; `/bin/bash`; `/bin/sh`.
+pub fn pick_shell(shell_var: Option<OsString>) -> Shell {
+    let from_env = shell_var.map(PathBuf::from).filter(|p| {
+        p.is_absolute()
+            && matches!(
+                p.file_name().and_then(|n| n.to_str()),
+                Some("bash" | "zsh" | "sh")
+            )
+            && is_executable(p)
+    });
+    let path = from_env.unwrap_or_else(|| {
+        if is_executable(Path::new("/bin/bash")) {
+            PathBuf::from("/bin/bash")
+        } else {
+            PathBuf::from("/bin/sh")
+        }
+    });
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Shell {
+        name,
+        path: path.to_string_lossy().into_owned(),
+    }
+}
+
+fn home_dir() -> Option<PathBuf> {
+    if let Some(h) = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+    {
+        return Some(h);
+    }
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.dir)
+}
+
+fn tmpdir() -> Option<PathBuf> {
+    std::env::var_os("TMPDIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
+pub fn sandbox_mode_default() -> String {
+    match std::env::var("TETHER_SANDBOX_MODE").as_deref() {
+        Ok("best-effort") => "best-effort".into(),
+        _ => "strict".into(),
+    }
+}
+
+/// Probe what this host can enforce.
+pub fn probe_sandbox() -> HostSandbox {
+    HostSandbox {
+        landlock_abi: landlock_abi(),
+        seccomp: seccomp_available(),
+        user_namespaces: probe_unshare(libc::CLONE_NEWUSER),
+        mount_namespaces: probe_unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS)
+            || probe_unshare(libc::CLONE_NEWNS),
+        kernel: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        default_mode: sandbox_mode_default(),
+    }
+}
+
+fn landlock_abi() -> u32 {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with this flag the syscall only returns the ABI version.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if v > 0 {
+        v as u32
+    } else {
+        0
+    }
+}
+
+fn seccomp_available() -> bool {
+    // PR_GET_SECCOMP answers 0 (not in a filter mode) or 2 when seccomp exists.
+    // SAFETY: a read-only prctl.
+    let r = unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) };
+    r >= 0
+        && std::fs::read_to_string("/proc/self/status")
+            .is_ok_and(|s| s.lines().any(|l| l.starts_with("Seccomp:")))
+}
+
+/// Can a child create these namespaces? Tried in a throwaway forked child, so the
+/// server itself never changes namespace.
+fn probe_unshare(flags: libc::c_int) -> bool {
+    // SAFETY: the child only calls unshare and _exit.
+    unsafe {
+        let pid = libc::fork();
+        if pid < 0 {
+            return false;
+        }
+        if pid == 0 {
+            let ok = libc::unshare(flags) == 0;
+            libc::_exit(if ok { 0 } else { 1 });
+        }
+        let mut status = 0;
+        while libc::waitpid(pid, &mut status, 0) < 0 {
+            if *libc::__errno_location() != libc::EINTR {
+                return false;
+            }
+        }
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+    }
+}
+
+/// Compute the whole object. Call before the runtime starts children.
+pub fn compute() -> EnvironmentInfo {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let tmp = tmpdir();
+    let extensions: BTreeMap<String, u32> = EXTENSIONS.iter().map(|e| (e.to_string(), 1)).collect();
+    EnvironmentInfo {
+        shell: pick_shell(std::env::var_os("SHELL")),
+        executor_version: Some(VERSION.into()),
+        cwd: Some(to_uri(&cwd)),
+        user_home_dir: home_dir().map(|h| to_uri(&h)),
+        platform_os: Some("linux".into()),
+        temporary_directories: tmp.iter().map(|t| to_uri(t)).collect(),
+        temp_dir: Some(to_uri(tmp.as_deref().unwrap_or(Path::new("/tmp")))),
+        capabilities: Capabilities::default(),
+        tether: Some(TetherInfo {
+            protocol_version: PROTOCOL_VERSION,
+            version: VERSION.into(),
+            extensions,
+            sandbox: probe_sandbox(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_choice() {
+        assert_eq!(pick_shell(Some("/bin/sh".into())).path, "/bin/sh");
+        // Not absolute, or not a known shell: fall back.
+        let fallback = pick_shell(None).path;
+        assert_eq!(pick_shell(Some("sh".into())).path, fallback);
+        assert_eq!(pick_shell(Some("/usr/bin/env".into())).path, fallback);
+        assert!(fallback == "/bin/bash" || fallback == "/bin/sh");
+    }
+
+    #[test]
+    fn info_has_every_member() {
+        let info = compute();
+        let v = serde_json::to_value(&info).unwrap();
+        for m in [
+            "shell",
+            "executorVersion",
+            "cwd",
+            "platformOs",
+            "temporaryDirectories",
+            "tempDir",
+            "capabilities",
+            "tether",
+        ] {
+            assert!(v.get(m).is_some(), "{m}");
+        }
+        assert_eq!(v["capabilities"].as_object().unwrap().len(), 15);
+        assert!(v["cwd"].as_str().unwrap().starts_with("file:///"));
+    }
+}

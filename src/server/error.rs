@@ -1,0 +1,110 @@
+//! The one place that turns typed errors into JSON-RPC codes (PROTOCOL.md §3.3).
+
+use crate::process::ProcessError;
+use crate::protocol::codes;
+use crate::protocol::paths::PathError;
+use crate::protocol::ErrorObject;
+use std::fmt;
+
+/// An error answer: a code and a message, ready for the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+}
+
+impl RpcError {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(codes::INVALID_REQUEST, message)
+    }
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        Self::new(codes::INVALID_PARAMS, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(codes::INTERNAL, message)
+    }
+    pub fn method_not_found(method: &str) -> Self {
+        Self::new(
+            codes::METHOD_NOT_FOUND,
+            format!("exec-server stub does not implement `{method}` yet"),
+        )
+    }
+    /// The malformed-message error (§2.2), always sent with id -1.
+    pub fn malformed(detail: impl fmt::Display) -> Self {
+        Self::invalid_request(format!(
+            "failed to parse JSON-RPC message from exec-server stdio: {detail}"
+        ))
+    }
+    pub fn to_object(&self) -> ErrorObject {
+        ErrorObject {
+            code: self.code,
+            message: self.message.clone(),
+        }
+    }
+}
+
+impl From<serde_json::Error> for RpcError {
+    /// Params that do not decode: -32602 with the decoder's text.
+    fn from(e: serde_json::Error) -> Self {
+        RpcError::invalid_params(e.to_string())
+    }
+}
+
+impl From<PathError> for RpcError {
+    fn from(e: PathError) -> Self {
+        let code = match e {
+            PathError::Host(_) => codes::INVALID_REQUEST,
+            _ => codes::INVALID_PARAMS,
+        };
+        RpcError::new(code, e.to_string())
+    }
+}
+
+impl From<ProcessError> for RpcError {
+    fn from(e: ProcessError) -> Self {
+        let code = match &e {
+            ProcessError::ArgvEmpty
+            | ProcessError::ManagedNetwork
+            | ProcessError::InvalidParams(_) => codes::INVALID_PARAMS,
+            ProcessError::AlreadyExists(_)
+            | ProcessError::TooMany
+            | ProcessError::Cancelled(_)
+            | ProcessError::Unknown(_)
+            | ProcessError::Starting(_)
+            | ProcessError::NoTerminal(_)
+            | ProcessError::UsesTerminal(_)
+            | ProcessError::SandboxUnavailable(_) => codes::INVALID_REQUEST,
+            ProcessError::Spawn(_) | ProcessError::Signal(_) | ProcessError::Resize(_) => {
+                codes::INTERNAL
+            }
+            ProcessError::Path(p) => return RpcError::from(p.clone()),
+        };
+        RpcError::new(code, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_host_is_invalid_request() {
+        let e: RpcError = PathError::Host("file://h/x".into()).into();
+        assert_eq!(e.code, -32600);
+        let e: RpcError = PathError::Query.into();
+        assert_eq!(e.code, -32602);
+    }
+
+    #[test]
+    fn spawn_errors_are_internal_with_os_text() {
+        let e: RpcError = ProcessError::Spawn(std::io::Error::from_raw_os_error(2)).into();
+        assert_eq!(e.code, -32603);
+        assert_eq!(e.message, "No such file or directory (os error 2)");
+    }
+}

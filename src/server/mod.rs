@@ -1,0 +1,92 @@
+//! The exec-server mode: stdin/stdout transport, dispatch, and the parent-owned
+//! lifetime (PROTOCOL.md §2, §13).
+
+pub mod decode;
+pub mod dispatch;
+pub mod env_info;
+pub mod error;
+pub mod transport;
+
+use crate::process::{group, ProcessManager};
+use std::fs::File;
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, Notify};
+
+/// Budget for killing and reaping everything at shutdown (the whole shutdown must
+/// finish within 1 s of its trigger).
+const SWEEP_BUDGET: Duration = Duration::from_millis(800);
+
+/// A writer for fd 1 that never closes it.
+struct RawStdout(ManuallyDrop<File>);
+
+impl std::io::Write for RawStdout {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Mark this process as subreaper and non-dumpable (§13).
+fn prepare_process() {
+    // SAFETY: prctl calls with constant arguments on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Run the exec-server on stdin/stdout until a shutdown trigger; returns the exit code.
+pub fn run() -> i32 {
+    prepare_process();
+    let info = Arc::new(env_info::compute());
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tether exec-server: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(serve(info));
+    // Shutdown already killed and reaped everything; leave without waiting for tasks.
+    std::process::exit(0)
+}
+
+async fn serve(info: Arc<crate::protocol::handshake::EnvironmentInfo>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let write_failed = Arc::new(Notify::new());
+    let wf = write_failed.clone();
+    // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
+    let stdout = RawStdout(ManuallyDrop::new(unsafe { File::from_raw_fd(1) }));
+    let out = transport::spawn_writer(stdout, stop.clone(), move || wf.notify_one());
+    let procs = ProcessManager::new(out.clone());
+
+    let (tx, rx) = mpsc::channel(4);
+    transport::spawn_reader(std::io::stdin(), tx);
+    let dispatcher = dispatch::Dispatcher::new(out, procs.clone(), info);
+
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    let why = tokio::select! {
+        _ = dispatcher.run(rx) => "end of input",
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+        _ = hup.recv() => "SIGHUP",
+        _ = write_failed.notified() => "stdout closed",
+    };
+    tracing::info!("shutting down: {why}");
+    stop.store(true, Ordering::SeqCst);
+    procs.kill_all();
+    let _ = tokio::task::spawn_blocking(|| group::sweep_children(SWEEP_BUDGET)).await;
+}

@@ -1,0 +1,10 @@
+//! Black-box integration tests: drive the built `tether` binary over stdio and
+//! assert what PROTOCOL.md says.
+
+mod harness;
+
+mod lifetime;
+mod process;
+mod run;
+mod slow_reader;
+mod transport;
