@@ -18,7 +18,7 @@ fn winsize(size: TermSize) -> libc::winsize {
 pub fn open(size: TermSize) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut master: RawFd = -1;
     let mut slave: RawFd = -1;
-    let mut ws = winsize(size);
+    let ws = winsize(size);
     // SAFETY: openpty writes two descriptors; name and termios may be null.
     let rc = unsafe {
         libc::openpty(
@@ -26,7 +26,7 @@ pub fn open(size: TermSize) -> io::Result<(OwnedFd, OwnedFd)> {
             &mut slave,
             std::ptr::null_mut(),
             std::ptr::null(),
-            &mut ws,
+            &ws,
         )
     };
     if rc != 0 {
