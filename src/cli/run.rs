@@ -23,7 +23,10 @@ pub fn run(argv: Vec<String>) -> Result<i32> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    rt.block_on(run_async(argv))
+    let code = rt.block_on(run_async(argv));
+    // The stdin forwarder may still sit in a blocking read of our stdin.
+    rt.shutdown_background();
+    code
 }
 
 async fn run_async(argv: Vec<String>) -> Result<i32> {
@@ -126,7 +129,11 @@ async fn run_async(argv: Vec<String>) -> Result<i32> {
     }
     stdin_task.abort();
     signal_task.abort();
+    let _ = stdin_task.await;
+    let _ = signal_task.await;
     let _ = out.flush();
+    // Last reference: the guard stops the server now, not at process exit.
+    drop(client);
     match code {
         Some(c) => Ok(c),
         None => anyhow::bail!("the exec-server went away before the command finished"),

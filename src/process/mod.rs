@@ -55,6 +55,8 @@ pub enum ProcessError {
     #[error("sandbox cannot be enforced: {0}")]
     SandboxUnavailable(String),
     #[error("{0}")]
+    NotImplemented(&'static str),
+    #[error("{0}")]
     Spawn(std::io::Error),
     #[error("failed to signal process: {0}")]
     Signal(std::io::Error),
@@ -148,6 +150,13 @@ impl ProcessManager {
         if p.argv.is_empty() {
             return Err(ProcessError::ArgvEmpty);
         }
+        if let Some(mode) = p.sandbox_mode.as_deref() {
+            if mode != "strict" && mode != "best-effort" {
+                return Err(ProcessError::InvalidParams(format!(
+                    "unknown variant `{mode}`, expected `strict` or `best-effort`"
+                )));
+            }
+        }
         if p.enforce_managed_network == Some(true) {
             return Err(ProcessError::ManagedNetwork);
         }
@@ -187,6 +196,11 @@ impl ProcessManager {
     ) -> Result<(), ProcessError> {
         if let Some(sandbox) = &p.sandbox {
             check_sandbox(sandbox)?;
+        }
+        if p.escalation.is_some() {
+            return Err(ProcessError::NotImplemented(
+                "escalation is not implemented yet in this version of tether",
+            ));
         }
         let env = env_policy::build(p.env_policy.as_ref(), &p.env, std::env::vars_os());
         let tty = p.tty.then(|| p.size.unwrap_or(TermSize::DEFAULT));

@@ -79,7 +79,8 @@ impl From<ProcessError> for RpcError {
             | ProcessError::Starting(_)
             | ProcessError::NoTerminal(_)
             | ProcessError::UsesTerminal(_)
-            | ProcessError::SandboxUnavailable(_) => codes::INVALID_REQUEST,
+            | ProcessError::SandboxUnavailable(_)
+            | ProcessError::NotImplemented(_) => codes::INVALID_REQUEST,
             ProcessError::Spawn(_) | ProcessError::Signal(_) | ProcessError::Resize(_) => {
                 codes::INTERNAL
             }
