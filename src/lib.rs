@@ -6,6 +6,8 @@
 
 pub mod cli;
 pub mod client;
+pub mod fs;
 pub mod process;
 pub mod protocol;
+pub mod sandbox;
 pub mod server;

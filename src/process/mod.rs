@@ -194,8 +194,10 @@ impl ProcessManager {
         p: &StartParams,
         cwd: &std::path::Path,
     ) -> Result<(), ProcessError> {
-        if let Some(sandbox) = &p.sandbox {
-            check_sandbox(sandbox)?;
+        if crate::sandbox::classify(p.sandbox.as_ref()) == crate::sandbox::Context::Restricted {
+            return Err(ProcessError::SandboxUnavailable(
+                "sandboxed processes are not implemented yet in this version of tether".into(),
+            ));
         }
         if p.escalation.is_some() {
             return Err(ProcessError::NotImplemented(
@@ -460,27 +462,5 @@ impl ProcessManager {
                 let _ = group::kill_group(st.pid, libc::SIGKILL);
             }
         }
-    }
-}
-
-/// Until the sandbox lands, only contexts that allow everything run (unsandboxed);
-/// anything restrictive is refused rather than run without its protection.
-fn check_sandbox(sandbox: &serde_json::Value) -> Result<(), ProcessError> {
-    let perms = sandbox
-        .get("permissions")
-        .unwrap_or(&serde_json::Value::Null);
-    let ty = perms.get("type").and_then(|t| t.as_str());
-    let fs_unrestricted = perms
-        .get("file_system")
-        .and_then(|f| f.get("type"))
-        .and_then(|t| t.as_str())
-        == Some("unrestricted");
-    let net_enabled = perms.get("network").and_then(|n| n.as_str()) == Some("enabled");
-    match ty {
-        Some("disabled") | Some("danger-full-access") => Ok(()),
-        Some("managed") if fs_unrestricted && net_enabled => Ok(()),
-        _ => Err(ProcessError::SandboxUnavailable(
-            "sandboxed processes are not implemented yet in this version of tether".into(),
-        )),
     }
 }

@@ -2,6 +2,7 @@
 //! byte strings. No I/O happens here; `server/` and `client/` build on these types.
 
 pub mod bytes;
+pub mod fs;
 pub mod handshake;
 pub mod paths;
 pub mod process;
@@ -31,6 +32,21 @@ pub mod methods {
     pub const PROCESS_TERMINATE: &str = "process/terminate";
     pub const PROCESS_RESIZE: &str = "process/resize";
     pub const PROCESS_CLOSE_STDIN: &str = "process/closeStdin";
+    pub const FS_READ_FILE: &str = "fs/readFile";
+    pub const FS_WRITE_FILE: &str = "fs/writeFile";
+    pub const FS_CREATE_DIRECTORY: &str = "fs/createDirectory";
+    pub const FS_GET_METADATA: &str = "fs/getMetadata";
+    pub const FS_READ_DIRECTORY: &str = "fs/readDirectory";
+    pub const FS_REMOVE: &str = "fs/remove";
+    pub const FS_COPY: &str = "fs/copy";
+    pub const FS_CANONICALIZE: &str = "fs/canonicalize";
+    pub const FS_WALK: &str = "fs/walk";
+    pub const FS_OPEN: &str = "fs/open";
+    pub const FS_READ_BLOCK: &str = "fs/readBlock";
+    pub const FS_WRITE_BLOCK: &str = "fs/writeBlock";
+    pub const FS_CLOSE: &str = "fs/close";
+    pub const FS_WATCH_MISSING: &str = "fs/watchMissing";
+    pub const FS_MISSING_CHANGED: &str = "fs/missingChanged";
     pub const PROCESS_OUTPUT: &str = "process/output";
     pub const PROCESS_EXITED: &str = "process/exited";
     pub const PROCESS_CLOSED: &str = "process/closed";

@@ -4,6 +4,7 @@
 use super::decode::{classify, Incoming};
 use super::error::RpcError;
 use super::transport::{InputEvent, Outbound};
+use crate::fs::FsService;
 use crate::process::ProcessManager;
 use crate::protocol::handshake::{
     EnvironmentInfo, InitializeParams, InitializeResult, StatusResult,
@@ -42,14 +43,38 @@ pub fn family(method: &str) -> Option<&'static str> {
         | methods::PROCESS_TERMINATE
         | methods::PROCESS_RESIZE
         | methods::PROCESS_CLOSE_STDIN => Some("exec"),
+        methods::FS_READ_FILE
+        | methods::FS_WRITE_FILE
+        | methods::FS_CREATE_DIRECTORY
+        | methods::FS_GET_METADATA
+        | methods::FS_READ_DIRECTORY
+        | methods::FS_REMOVE
+        | methods::FS_COPY
+        | methods::FS_CANONICALIZE
+        | methods::FS_WALK
+        | methods::FS_OPEN
+        | methods::FS_READ_BLOCK
+        | methods::FS_WRITE_BLOCK
+        | methods::FS_CLOSE
+        | methods::FS_WATCH_MISSING => Some("filesystem"),
         _ => None,
     }
 }
 
+/// What request handlers work on: one per connection.
+pub struct Services {
+    pub procs: Arc<ProcessManager>,
+    pub fs: FsService,
+    pub info: EnvironmentInfo,
+}
+
+/// Work to do after a response has been queued (e.g. arming a watch, so that its
+/// notifications follow the response).
+pub type After = Box<dyn FnOnce() + Send>;
+
 pub struct Dispatcher {
     out: Outbound,
-    procs: Arc<ProcessManager>,
-    info: Arc<EnvironmentInfo>,
+    services: Arc<Services>,
     session_id: String,
     state: Handshake,
     in_flight: Arc<Semaphore>,
@@ -76,11 +101,11 @@ fn ok<T: Serialize>(v: T) -> Result<Box<RawValue>, RpcError> {
 }
 
 impl Dispatcher {
-    pub fn new(out: Outbound, procs: Arc<ProcessManager>, info: Arc<EnvironmentInfo>) -> Self {
+    pub fn new(out: Outbound, procs: Arc<ProcessManager>, info: EnvironmentInfo) -> Self {
+        let fs = FsService::new(out.clone());
         Dispatcher {
             out,
-            procs,
-            info,
+            services: Arc::new(Services { procs, fs, info }),
             session_id: uuid::Uuid::new_v4().to_string(),
             state: Handshake::New,
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
@@ -172,12 +197,15 @@ impl Dispatcher {
             .await
             .expect("never closed");
         let out = self.out.clone();
-        let procs = self.procs.clone();
-        let info = self.info.clone();
+        let services = self.services.clone();
         tokio::spawn(async move {
-            let result = handle(&method, params, &procs, &info).await;
+            let mut after = None;
+            let result = handle(&method, params, &services, &mut after).await;
             out.send(response_line(&id, result), None).await;
             drop(permit);
+            if let Some(after) = after {
+                after();
+            }
         });
     }
 
@@ -197,7 +225,7 @@ impl Dispatcher {
         self.state = Handshake::Initialized;
         ok(InitializeResult {
             session_id: self.session_id.clone(),
-            environment_info: (*self.info).clone(),
+            environment_info: self.services.info.clone(),
         })
     }
 }
@@ -229,13 +257,15 @@ fn kind(v: &Value) -> &'static str {
 async fn handle(
     method: &str,
     params: Value,
-    procs: &Arc<ProcessManager>,
-    info: &EnvironmentInfo,
+    s: &Services,
+    after: &mut Option<After>,
 ) -> Result<Box<RawValue>, RpcError> {
+    let procs = &s.procs;
+    let fs = &s.fs;
     match method {
         methods::ENVIRONMENT_INFO => {
             no_params(params)?;
-            ok(info)
+            ok(&s.info)
         }
         methods::ENVIRONMENT_STATUS => {
             no_params(params)?;
@@ -257,6 +287,27 @@ async fn handle(
         methods::PROCESS_RESIZE => {
             procs.resize(decode(params)?)?;
             ok(EmptyResult {})
+        }
+        methods::FS_READ_FILE => ok(fs.read_file(decode(params)?).await?),
+        methods::FS_WRITE_FILE => ok(fs.write_file(decode(params)?).await?),
+        methods::FS_CREATE_DIRECTORY => ok(fs.create_directory(decode(params)?).await?),
+        methods::FS_GET_METADATA => ok(fs.get_metadata(decode(params)?).await?),
+        methods::FS_READ_DIRECTORY => ok(fs.read_directory(decode(params)?).await?),
+        methods::FS_REMOVE => ok(fs.remove(decode(params)?).await?),
+        methods::FS_COPY => ok(fs.copy(decode(params)?).await?),
+        methods::FS_CANONICALIZE => ok(fs.canonicalize(decode(params)?).await?),
+        methods::FS_WALK => ok(fs.walk(decode(params)?).await?),
+        methods::FS_OPEN => ok(fs.open(decode(params)?).await?),
+        methods::FS_READ_BLOCK => ok(fs.read_block(decode(params)?).await?),
+        methods::FS_WRITE_BLOCK => ok(fs.write_block(decode(params)?).await?),
+        methods::FS_CLOSE => ok(fs.close(decode(params)?)),
+        methods::FS_WATCH_MISSING => {
+            let p: crate::protocol::fs::WatchMissingParams = decode(params)?;
+            let id = p.watch_id;
+            let r = fs.watch_missing(p)?;
+            let watches = fs.watches.clone();
+            *after = Some(Box::new(move || watches.arm(id)));
+            ok(r)
         }
         other => Err(RpcError::method_not_found(other)),
     }

@@ -22,6 +22,7 @@ pub const EXTENSIONS: &[&str] = &[
     "process/exited.signal",
     "process/resize",
     "process/closeStdin",
+    "fs/readDirectory.isSymlink",
 ];
 
 fn is_executable(p: &Path) -> bool {
@@ -159,7 +160,10 @@ pub fn compute() -> EnvironmentInfo {
         platform_os: Some("linux".into()),
         temporary_directories: tmp.iter().map(|t| to_uri(t)).collect(),
         temp_dir: Some(to_uri(tmp.as_deref().unwrap_or(Path::new("/tmp")))),
-        capabilities: Capabilities::default(),
+        capabilities: Capabilities {
+            fs_watch_missing: true,
+            ..Capabilities::default()
+        },
         tether: Some(TetherInfo {
             protocol_version: PROTOCOL_VERSION,
             version: VERSION.into(),

@@ -1,5 +1,6 @@
 //! The one place that turns typed errors into JSON-RPC codes (PROTOCOL.md §3.3).
 
+use crate::fs::FsError;
 use crate::process::ProcessError;
 use crate::protocol::codes;
 use crate::protocol::paths::PathError;
@@ -90,6 +91,42 @@ impl From<ProcessError> for RpcError {
     }
 }
 
+impl From<FsError> for RpcError {
+    fn from(e: FsError) -> Self {
+        let code = match &e {
+            FsError::Io(io) => match io.raw_os_error() {
+                Some(libc::ENOENT) => codes::NOT_FOUND,
+                Some(libc::EACCES | libc::EPERM | libc::EINVAL) => codes::INVALID_REQUEST,
+                _ => codes::INTERNAL,
+            },
+            FsError::Path(p) => return RpcError::from(p.clone()),
+            FsError::InvalidParams(_) => codes::INVALID_PARAMS,
+            FsError::UnknownHandle(_) => codes::NOT_FOUND,
+            FsError::TooManyEntries(_) => codes::INTERNAL,
+            FsError::NotAFile(_)
+            | FsError::Symlink(_)
+            | FsError::TooLarge
+            | FsError::BadBase64(_)
+            | FsError::CopyNeedsRecursive
+            | FsError::CopyIntoItself
+            | FsError::CopyUnsupported
+            | FsError::WalkLimits
+            | FsError::HandleTooLong
+            | FsError::HandleEmpty
+            | FsError::HandleExists(_)
+            | FsError::TooManyHandles
+            | FsError::BlockLength
+            | FsError::NotForReading(_)
+            | FsError::NotForWriting(_)
+            | FsError::SandboxedOpen
+            | FsError::TooManyWatches
+            | FsError::TooManyWatchPaths
+            | FsError::SandboxUnavailable => codes::INVALID_REQUEST,
+        };
+        RpcError::new(code, e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +137,26 @@ mod tests {
         assert_eq!(e.code, -32600);
         let e: RpcError = PathError::Query.into();
         assert_eq!(e.code, -32602);
+    }
+
+    #[test]
+    fn fs_errors_map_by_errno() {
+        let code =
+            |errno| RpcError::from(FsError::Io(std::io::Error::from_raw_os_error(errno))).code;
+        assert_eq!(code(libc::ENOENT), -32004);
+        assert_eq!(code(libc::EACCES), -32600);
+        assert_eq!(code(libc::EPERM), -32600);
+        assert_eq!(code(libc::EINVAL), -32600);
+        assert_eq!(code(libc::EISDIR), -32603);
+        assert_eq!(code(libc::ELOOP), -32603);
+        assert_eq!(
+            RpcError::from(FsError::UnknownHandle("h".into())).code,
+            -32004
+        );
+        assert_eq!(
+            RpcError::from(FsError::Io(std::io::Error::from_raw_os_error(2))).message,
+            "No such file or directory (os error 2)"
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ fn prepare_process() {
 /// Run the exec-server on stdin/stdout until a shutdown trigger; returns the exit code.
 pub fn run() -> i32 {
     prepare_process();
-    let info = Arc::new(env_info::compute());
+    let info = env_info::compute();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -62,7 +62,7 @@ pub fn run() -> i32 {
     std::process::exit(0)
 }
 
-async fn serve(info: Arc<crate::protocol::handshake::EnvironmentInfo>) {
+async fn serve(info: crate::protocol::handshake::EnvironmentInfo) {
     let stop = Arc::new(AtomicBool::new(false));
     let write_failed = Arc::new(Notify::new());
     let wf = write_failed.clone();

@@ -1,0 +1,261 @@
+//! Filesystem operations done by the server itself (PROTOCOL.md §7), for requests
+//! without a sandbox or with one that allows everything. Blocking work runs on the
+//! blocking pool; handles and watches belong to the connection.
+
+pub mod handles;
+pub mod ops;
+pub mod walk;
+pub mod watch;
+
+use crate::protocol::paths::PathError;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Largest file `fs/readFile` returns.
+pub const MAX_READ_FILE: u64 = 536_870_912;
+/// Most entries `fs/readDirectory` returns.
+pub const MAX_DIR_ENTRIES: usize = 50_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    /// An OS error; the message is the OS text without the path.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("{0}")]
+    InvalidParams(String),
+    #[error("path `{0}` is not a file")]
+    NotAFile(String),
+    #[error("path `{0}` contains a symbolic link")]
+    Symlink(String),
+    #[error("file is too large to read: limit is 536870912 bytes")]
+    TooLarge,
+    #[error("fs/writeFile requires valid base64 dataBase64: {0}")]
+    BadBase64(String),
+    #[error("fs/copy requires recursive: true when sourcePath is a directory")]
+    CopyNeedsRecursive,
+    #[error("fs/copy cannot copy a directory to itself or one of its descendants")]
+    CopyIntoItself,
+    #[error("fs/copy only supports regular files, directories, and symlinks")]
+    CopyUnsupported,
+    #[error("filesystem walk limits exceed maximums: depth=64, directories=10000, entries=50000")]
+    WalkLimits,
+    #[error("fs/readDirectory returned {0} entries; limit is 50000")]
+    TooManyEntries(usize),
+    #[error("file read handle ID must not exceed 32 bytes")]
+    HandleTooLong,
+    #[error("file read handle ID must not be empty")]
+    HandleEmpty,
+    #[error("file handle `{0}` already exists")]
+    HandleExists(String),
+    #[error("at most 128 file reads may be open per connection")]
+    TooManyHandles,
+    #[error("file read block length must be between 1 and 1048576")]
+    BlockLength,
+    #[error("unknown file handle `{0}`")]
+    UnknownHandle(String),
+    #[error("file handle `{0}` is not open for reading")]
+    NotForReading(String),
+    #[error("file handle `{0}` is not open for writing")]
+    NotForWriting(String),
+    #[error("sandboxed fs/open is not supported by this executor")]
+    SandboxedOpen,
+    #[error("at most 256 watches may be active per connection")]
+    TooManyWatches,
+    #[error("fs/watchMissing accepts at most 4096 paths")]
+    TooManyWatchPaths,
+    #[error("sandboxed filesystem operations are not available yet")]
+    SandboxUnavailable,
+}
+
+/// A path for messages: native, non-UTF-8 bytes replaced.
+pub fn display(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Refuse restrictive sandboxes until the sandbox lands: never run them unprotected.
+pub fn check_sandbox(sandbox: &Option<serde_json::Value>) -> Result<(), FsError> {
+    match crate::sandbox::classify(sandbox.as_ref()) {
+        crate::sandbox::Context::Restricted => Err(FsError::SandboxUnavailable),
+        _ => Ok(()),
+    }
+}
+
+/// With `followSymlinks: false`: fail if any existing component of `path` is a
+/// symbolic link; the final component is checked only when `final_too`.
+pub fn refuse_symlinks(path: &Path, final_too: bool) -> Result<(), FsError> {
+    let mut cur = PathBuf::from("/");
+    let comps: Vec<_> = path.components().skip(1).collect();
+    for (i, c) in comps.iter().enumerate() {
+        cur.push(c);
+        let last = i + 1 == comps.len();
+        if last && !final_too {
+            break;
+        }
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => return Err(FsError::Symlink(display(path))),
+            Ok(_) => {}
+            // Missing: nothing below it can be a link.
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+/// Run blocking filesystem work off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, FsError> + Send + 'static,
+) -> Result<T, FsError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(FsError::Io(io::Error::other(format!(
+            "filesystem task failed: {e}"
+        ))))
+    })
+}
+
+use crate::protocol::fs::*;
+use crate::protocol::paths::to_uri;
+use crate::protocol::EmptyResult;
+use crate::server::transport::Outbound;
+
+/// The filesystem side of one connection: its handles and watches.
+pub struct FsService {
+    pub handles: handles::Handles,
+    pub watches: watch::Watches,
+}
+
+impl FsService {
+    pub fn new(out: Outbound) -> Self {
+        FsService {
+            handles: handles::Handles::default(),
+            watches: watch::Watches::new(out),
+        }
+    }
+
+    pub async fn read_file(&self, p: ReadFileParams) -> Result<ReadFileResult, FsError> {
+        let path = p.path.to_path()?;
+        check_sandbox(&p.sandbox)?;
+        let follow = p.follow_symlinks.unwrap_or(true);
+        blocking(move || {
+            let data = ops::read_file(&path, follow)?;
+            Ok(ReadFileResult {
+                data_base64: crate::protocol::bytes::encode(&data),
+            })
+        })
+        .await
+    }
+
+    pub async fn write_file(&self, p: WriteFileParams) -> Result<EmptyResult, FsError> {
+        let path = p.path.to_path()?;
+        check_sandbox(&p.sandbox)?;
+        let follow = p.follow_symlinks.unwrap_or(true);
+        let b64 = p.data_base64;
+        blocking(move || {
+            let data = crate::protocol::bytes::decode(&b64)
+                .map_err(|e| FsError::BadBase64(e.to_string()))?;
+            ops::write_file(&path, &data, follow)?;
+            Ok(EmptyResult {})
+        })
+        .await
+    }
+
+    pub async fn create_directory(&self, p: CreateDirectoryParams) -> Result<EmptyResult, FsError> {
+        let path = p.path.to_path()?;
+        check_sandbox(&p.sandbox)?;
+        let recursive = p.recursive.unwrap_or(true);
+        let follow = p.follow_symlinks.unwrap_or(true);
+        blocking(move || ops::create_directory(&path, recursive, follow).map(|()| EmptyResult {}))
+            .await
+    }
+
+    pub async fn get_metadata(&self, p: PathParams) -> Result<Metadata, FsError> {
+        let path = p.path.to_path()?;
+        check_sandbox(&p.sandbox)?;
+        let follow = p.follow_symlinks.unwrap_or(true);
+        blocking(move || ops::get_metadata(&path, follow)).await
+    }
+
+    pub async fn read_directory(&self, p: PathParams) -> Result<ReadDirectoryResult, FsError> {
+        let path = p.path.to_path()?;
+        check_sandbox(&p.sandbox)?;
+        blocking(move || ops::read_directory(&path).map(|entries| ReadDirectoryResult { entries }))
+            .await
+    }
+
+    pub async fn remove(&self, p: RemoveParams) -> Result<EmptyResult, FsError> {
+        let path = p.path.to_path()?;
+        check_sandbox(&p.sandbox)?;
+        let (recursive, force) = (p.recursive.unwrap_or(true), p.force.unwrap_or(true));
+        let follow = p.follow_symlinks.unwrap_or(true);
+        blocking(move || ops::remove(&path, recursive, force, follow).map(|()| EmptyResult {}))
+            .await
+    }
+
+    pub async fn copy(&self, p: CopyParams) -> Result<EmptyResult, FsError> {
+        let src = p.source_path.to_path()?;
+        let dst = p.destination_path.to_path()?;
+        check_sandbox(&p.sandbox)?;
+        blocking(move || ops::copy(&src, &dst, p.recursive).map(|()| EmptyResult {})).await
+    }
+
+    pub async fn canonicalize(&self, p: PathParams) -> Result<CanonicalizeResult, FsError> {
+        let path = p.path.to_path()?;
+        check_sandbox(&p.sandbox)?;
+        blocking(move || ops::canonicalize(&path).map(|r| CanonicalizeResult { path: to_uri(&r) }))
+            .await
+    }
+
+    pub async fn walk(&self, p: WalkParams) -> Result<WalkResult, FsError> {
+        let path = p.path.to_path()?;
+        check_sandbox(&p.sandbox)?;
+        blocking(move || walk::walk(&path, &p.options)).await
+    }
+
+    pub async fn open(&self, p: OpenParams) -> Result<HandleParams, FsError> {
+        let path = p.path.to_path()?;
+        if crate::sandbox::classify(p.sandbox.as_ref()) == crate::sandbox::Context::Restricted {
+            return Err(FsError::SandboxedOpen);
+        }
+        self.handles
+            .open(p.handle_id.clone(), path, p.mode.unwrap_or_default())
+            .await?;
+        Ok(HandleParams {
+            handle_id: p.handle_id,
+        })
+    }
+
+    pub async fn read_block(&self, p: ReadBlockParams) -> Result<ReadBlockResult, FsError> {
+        let (data, eof) = self
+            .handles
+            .read_block(&p.handle_id, p.offset, p.len)
+            .await?;
+        Ok(ReadBlockResult {
+            chunk: crate::protocol::bytes::ByteChunk(data),
+            eof,
+        })
+    }
+
+    pub async fn write_block(&self, p: WriteBlockParams) -> Result<EmptyResult, FsError> {
+        self.handles
+            .write_block(&p.handle_id, p.offset, p.chunk.0)
+            .await?;
+        Ok(EmptyResult {})
+    }
+
+    pub fn close(&self, p: HandleParams) -> EmptyResult {
+        self.handles.close(&p.handle_id);
+        EmptyResult {}
+    }
+
+    /// Set up a watch; the caller arms it after queueing the response.
+    pub fn watch_missing(&self, p: WatchMissingParams) -> Result<WatchMissingResult, FsError> {
+        let paths = p
+            .missing
+            .iter()
+            .map(|m| m.to_path())
+            .collect::<Result<Vec<_>, _>>()?;
+        self.watches.watch(p.watch_id, paths)?;
+        Ok(WatchMissingResult { watching: true })
+    }
+}

@@ -1,0 +1,263 @@
+//! The path-based methods: readFile, writeFile, createDirectory, getMetadata,
+//! readDirectory, remove, copy, canonicalize.
+
+use super::{display, refuse_symlinks, FsError, MAX_DIR_ENTRIES, MAX_READ_FILE};
+use crate::protocol::fs::{DirEntry, Metadata};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+fn open_flags(follow: bool) -> i32 {
+    libc::O_NONBLOCK | libc::O_CLOEXEC | if follow { 0 } else { libc::O_NOFOLLOW }
+}
+
+/// Map ELOOP from O_NOFOLLOW on the final component to the symlink error.
+fn nofollow_err(e: io::Error, follow: bool, path: &Path) -> FsError {
+    if !follow && e.raw_os_error() == Some(libc::ELOOP) {
+        FsError::Symlink(display(path))
+    } else {
+        FsError::Io(e)
+    }
+}
+
+pub fn read_file(path: &Path, follow: bool) -> Result<Vec<u8>, FsError> {
+    if !follow {
+        refuse_symlinks(path, true)?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(open_flags(follow))
+        .open(path)
+        .map_err(|e| nofollow_err(e, follow, path))?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(FsError::NotAFile(display(path)));
+    }
+    if meta.len() > MAX_READ_FILE {
+        return Err(FsError::TooLarge);
+    }
+    // Read to end of file (files in /proc report size 0), never past the limit.
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_READ_FILE + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_READ_FILE {
+        return Err(FsError::TooLarge);
+    }
+    Ok(data)
+}
+
+pub fn write_file(path: &Path, data: &[u8], follow: bool) -> Result<(), FsError> {
+    if !follow {
+        refuse_symlinks(path, true)?;
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o666)
+        .custom_flags(open_flags(follow))
+        .open(path)
+        .map_err(|e| nofollow_err(e, follow, path))?;
+    file.write_all(data)?;
+    Ok(())
+}
+
+pub fn create_directory(path: &Path, recursive: bool, follow: bool) -> Result<(), FsError> {
+    if !follow {
+        refuse_symlinks(path, true)?;
+    }
+    if recursive {
+        fs::create_dir_all(path)?;
+        // create_dir_all accepts an existing directory only; an existing file fails
+        // with EEXIST, as the protocol wants.
+        Ok(())
+    } else {
+        Ok(fs::create_dir(path)?)
+    }
+}
+
+fn ms(t: io::Result<SystemTime>) -> i64 {
+    t.ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub fn get_metadata(path: &Path, follow: bool) -> Result<Metadata, FsError> {
+    let lmeta = fs::symlink_metadata(path)?;
+    let is_symlink = lmeta.file_type().is_symlink();
+    if !follow {
+        refuse_symlinks(path, false)?;
+    }
+    let meta = if follow && is_symlink {
+        fs::metadata(path)?
+    } else {
+        lmeta
+    };
+    Ok(Metadata {
+        is_directory: meta.is_dir(),
+        is_file: meta.is_file(),
+        is_symlink,
+        size: meta.len(),
+        created_at_ms: ms(meta.created()),
+        modified_at_ms: ms(meta.modified()),
+    })
+}
+
+pub fn read_directory(path: &Path) -> Result<Vec<DirEntry>, FsError> {
+    let mut entries = Vec::new();
+    for ent in fs::read_dir(path)? {
+        let ent = ent?;
+        let name = ent.file_name();
+        let is_symlink = ent.file_type().is_ok_and(|t| t.is_symlink());
+        let (is_directory, is_file) = match fs::metadata(ent.path()) {
+            Ok(m) => (m.is_dir(), m.is_file()),
+            Err(_) => (false, false),
+        };
+        entries.push((name, is_directory, is_file, is_symlink));
+    }
+    if entries.len() > MAX_DIR_ENTRIES {
+        return Err(FsError::TooManyEntries(entries.len()));
+    }
+    entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(entries
+        .into_iter()
+        .map(|(name, is_directory, is_file, is_symlink)| DirEntry {
+            file_name: name.to_string_lossy().into_owned(),
+            is_directory,
+            is_file,
+            is_symlink,
+        })
+        .collect())
+}
+
+pub fn remove(path: &Path, recursive: bool, force: bool, follow: bool) -> Result<(), FsError> {
+    if !follow {
+        refuse_symlinks(path, false)?;
+    }
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && force => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let r = if meta.is_dir() {
+        if recursive {
+            fs::remove_dir_all(path)
+        } else {
+            fs::remove_dir(path)
+        }
+    } else {
+        fs::remove_file(path)
+    };
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && force => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+/// Resolve links in the longest existing prefix of `path`, keep the rest as is.
+fn resolve_existing(path: &Path) -> PathBuf {
+    let mut existing = path.to_path_buf();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = fs::canonicalize(&existing) {
+            let mut out = real;
+            for c in rest.iter().rev() {
+                out.push(c);
+            }
+            return out;
+        }
+        match (
+            existing.file_name().map(|n| n.to_os_string()),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
+pub fn copy(src: &Path, dst: &Path, recursive: bool) -> Result<(), FsError> {
+    let meta = fs::symlink_metadata(src)?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target = fs::read_link(src)?;
+        std::os::unix::fs::symlink(target, dst)?;
+        return Ok(());
+    }
+    if ft.is_dir() && !recursive {
+        return Err(FsError::CopyNeedsRecursive);
+    }
+    if !ft.is_dir() && !ft.is_file() {
+        return Err(FsError::CopyUnsupported);
+    }
+    let real_src = fs::canonicalize(src)?;
+    let real_dst = resolve_existing(dst);
+    if real_dst == real_src || (ft.is_dir() && real_dst.starts_with(&real_src)) {
+        return Err(FsError::CopyIntoItself);
+    }
+    if ft.is_file() {
+        fs::copy(src, dst)?;
+        return Ok(());
+    }
+    fs::create_dir(dst)?;
+    copy_tree(src, dst)
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> Result<(), FsError> {
+    let mut names: Vec<_> = fs::read_dir(src)?.collect::<Result<_, _>>()?;
+    names.sort_by_key(|e| e.file_name());
+    for ent in names {
+        let from = ent.path();
+        let to = dst.join(ent.file_name());
+        let ft = ent.file_type()?;
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
+        } else if ft.is_dir() {
+            fs::create_dir(&to)?;
+            copy_tree(&from, &to)?;
+        } else if ft.is_file() {
+            fs::copy(&from, &to)?;
+        } else if ft.is_fifo() || ft.is_socket() || ft.is_block_device() || ft.is_char_device() {
+            // Special files are skipped silently.
+        }
+    }
+    Ok(())
+}
+
+pub fn canonicalize(path: &Path) -> Result<PathBuf, FsError> {
+    Ok(fs::canonicalize(path)?)
+}
+
+/// Open for `fs/open` mode read: a regular file only.
+pub fn open_read(path: &Path) -> Result<File, FsError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(open_flags(true))
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(FsError::NotAFile(display(path)));
+    }
+    Ok(file)
+}
+
+/// Open for `fs/open` mode replace: create or truncate.
+pub fn open_replace(path: &Path) -> Result<File, FsError> {
+    if let Ok(m) = fs::metadata(path) {
+        if !m.is_file() {
+            return Err(FsError::NotAFile(display(path)));
+        }
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o666)
+        .custom_flags(open_flags(true))
+        .open(path)?;
+    Ok(file)
+}
