@@ -14,7 +14,7 @@ Modes (pick one by name, or by invoking a symlink with that name):
   execve-wrapper  exec wrapper of a patched bash (not implemented yet)
 
 User commands:
-  run             run one command through a private exec-server
+  run             run one command through an exec-server (local, ssh, ...)
   install-links   create the mode symlinks in a directory
 
 Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to see more.";
@@ -34,8 +34,8 @@ enum Mode {
     CodexFs(HelperArgs),
     /// BASH_EXEC_WRAPPER / EXEC_WRAPPER of a patched bash (not implemented yet)
     ExecveWrapper(HelperArgs),
-    /// Run one command through a private exec-server: `tether run -- CMD [ARGS...]`
-    Run(RunArgs),
+    /// Run one command through an exec-server: `tether run [OPTIONS] -- CMD [ARGS...]`
+    Run(tether::cli::run::RunArgs),
     /// Create exec-server, codex-fs and execve-wrapper symlinks to this binary in DIR
     InstallLinks(LinksArgs),
 }
@@ -53,19 +53,6 @@ struct ExecServerArgs {
 struct HelperArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     rest: Vec<OsString>,
-}
-
-#[derive(Args)]
-#[command(version)]
-struct RunArgs {
-    /// The command and its arguments
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
-    command: Vec<String>,
 }
 
 #[derive(Args)]
@@ -106,13 +93,7 @@ fn dispatch(mode: Mode) -> ExitCode {
         Mode::ExecServer(a) => exec_server(a),
         Mode::CodexFs(_) => not_yet("codex-fs"),
         Mode::ExecveWrapper(_) => not_yet("execve-wrapper"),
-        Mode::Run(a) => match tether::cli::run::run(a.command) {
-            Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-            Err(e) => {
-                eprintln!("tether run: {e:#}");
-                ExitCode::from(125)
-            }
-        },
+        Mode::Run(a) => ExitCode::from(tether::cli::run::run(a).clamp(0, 255) as u8),
         Mode::InstallLinks(a) => match tether::cli::links::install(&a.dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

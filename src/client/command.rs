@@ -165,9 +165,7 @@ mod tests {
 
     #[test]
     fn spawn_runs_in_its_own_group() {
-        let mut cmd = ServerCommand::new("sh")
-            .args(["-c", "exit 3"])
-            .to_command();
+        let mut cmd = ServerCommand::new("sh").args(["-c", "exit 3"]).to_command();
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

@@ -1,369 +1,328 @@
-//! A Rust client for a Tether (or any Codex-dialect) exec-server: spawn the server
-//! behind a [`ChildGuard`], call methods, receive notifications per process.
+//! A Rust client for a Tether (or any Codex-dialect) exec-server.
 //!
-//! This is the first cut used by `tether run`; it speaks the protocol in full
-//! through [`Client::call`] and has typed helpers for the common calls.
+//! [`Client::connect`] starts a server program behind a [`ChildGuard`] (own
+//! process group, stdin/stdout piped, stderr forwarded to `tracing` at debug
+//! level), performs the handshake within a timeout, and then offers typed async
+//! calls for the methods of PROTOCOL.md §4–§6 ([`Client::call`] speaks any other
+//! method). Responses are matched by id, so calls may run concurrently and
+//! finish in any order. Each process's notifications arrive on its own
+//! [`ProcessEvents`] stream, in `seq` order, ending with `Closed`. Requests the
+//! server sends (such as `process/approveExec`) go to the [`RequestHandler`] in
+//! [`ConnectOptions`]. When the server goes away, every pending call and every
+//! stream fails with [`ClientError::Disconnected`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tether::client::ClientError> {
+//! use tether::client::{start_params, Client, ConnectOptions, ProcessEvent, ServerCommand};
+//! let client = Client::connect(
+//!     &ServerCommand::new("tether").arg("exec-server"),
+//!     ConnectOptions::new("my-agent"),
+//! )
+//! .await?;
+//! let params = start_params("p1", ["echo", "hi"], std::path::Path::new("/tmp"));
+//! let (_, mut events) = client.start_with_events(&params).await?;
+//! while let Some(ev) = events.recv().await? {
+//!     if let ProcessEvent::Output(o) = ev {
+//!         print!("{}", String::from_utf8_lossy(&o.chunk.0));
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! `environments.toml` (the Codex CLI's list of executors) is read by
+//! [`environments`].
+
+mod calls;
+mod command;
+mod connection;
+pub mod environments;
+mod guard;
+mod requests;
+mod stderr;
+
+pub use calls::start_params;
+pub use command::ServerCommand;
+pub use connection::{Notification, ProcessEvent, ProcessEvents, EVENT_BUFFER};
+pub use guard::{ChildGuard, DEFAULT_GRACE};
+pub use requests::{
+    ApproveExecParams, ApproveExecResult, ExecDecision, HandlerFuture, RequestHandler,
+    ServerRequest, APPROVE_EXEC,
+};
 
 use crate::protocol::handshake::{InitializeParams, InitializeResult};
-use crate::protocol::process::*;
 use crate::protocol::{methods, ErrorObject, RequestId};
+use connection::Shared;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
-use std::collections::HashMap;
-use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Errors a client call can end with.
+/// The default handshake timeout.
+pub const DEFAULT_INITIALIZE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a client call can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot start the server: {0}")]
-    Spawn(std::io::Error),
+    Spawn(#[source] std::io::Error),
     #[error("the server went away")]
     Disconnected,
     #[error("server error {}: {}", .0.code, .0.message)]
     Rpc(ErrorObject),
-    #[error("unexpected answer from the server: {0}")]
-    Decode(serde_json::Error),
-    #[error("timed out after {0:?}")]
-    Timeout(Duration),
+    #[error("cannot decode the result of {method}: {source}")]
+    Decode {
+        method: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot encode the params of {method}: {source}")]
+    Encode {
+        method: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("no answer to {what} within {after:?}")]
+    Timeout { what: String, after: Duration },
 }
 
-/// A notification from the server.
-#[derive(Debug, Clone)]
-pub struct Notification {
-    pub method: String,
-    pub params: Value,
-}
-
-/// Events of one process, in the order the server sent them.
-#[derive(Debug, Clone)]
-pub enum ProcessEvent {
-    Output(OutputParams),
-    Exited(ExitedParams),
-    Closed(ClosedParams),
-}
-
-/// How to start a server: a program (no shell), its arguments, env overlay, cwd.
-#[derive(Debug, Clone)]
-pub struct ServerCommand {
-    pub program: OsString,
-    pub arg0: Option<OsString>,
-    pub args: Vec<OsString>,
-    pub env: Vec<(OsString, OsString)>,
-    pub cwd: Option<std::path::PathBuf>,
-}
-
-impl ServerCommand {
-    /// This very binary in `exec-server` mode, found through `/proc/self/exe`.
-    pub fn this_exe() -> Self {
-        ServerCommand {
-            program: "/proc/self/exe".into(),
-            arg0: Some("tether".into()),
-            args: vec!["exec-server".into()],
-            env: Vec::new(),
-            cwd: None,
-        }
-    }
-}
-
-/// Owns the server process. Dropping it closes the server's stdin, sends SIGTERM to
-/// the server's process group, waits up to `grace`, then SIGKILLs the group and reaps.
-pub struct ChildGuard {
-    child: Child,
+/// How to connect: the name sent in `initialize`, the handshake timeout, the
+/// guard's grace period, and the handler for server requests.
+#[derive(Clone)]
+pub struct ConnectOptions {
+    pub client_name: String,
+    pub initialize_timeout: Duration,
     pub grace: Duration,
+    pub handler: Option<Arc<dyn RequestHandler>>,
 }
 
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let pgid = self.child.id() as i32;
-        // SAFETY: signalling the process group we created.
-        unsafe { libc::kill(-pgid, libc::SIGTERM) };
-        let deadline = Instant::now() + self.grace;
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+impl ConnectOptions {
+    pub fn new(client_name: impl Into<String>) -> Self {
+        ConnectOptions {
+            client_name: client_name.into(),
+            initialize_timeout: DEFAULT_INITIALIZE_TIMEOUT,
+            grace: DEFAULT_GRACE,
+            handler: None,
         }
-        // SAFETY: as above; the group may be empty by now, which is fine.
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        let _ = self.child.wait();
+    }
+
+    pub fn initialize_timeout(mut self, t: Duration) -> Self {
+        self.initialize_timeout = t;
+        self
+    }
+
+    pub fn grace(mut self, g: Duration) -> Self {
+        self.grace = g;
+        self
+    }
+
+    pub fn handler(mut self, h: impl RequestHandler) -> Self {
+        self.handler = Some(Arc::new(h));
+        self
     }
 }
 
-type Pending = Arc<Mutex<HashMap<RequestId, oneshot::Sender<Result<Value, ErrorObject>>>>>;
-type Routes = Arc<Mutex<Routing>>;
-
-#[derive(Default)]
-struct Routing {
-    by_process: HashMap<String, mpsc::UnboundedSender<ProcessEvent>>,
-    /// Events that arrived before anyone subscribed to their process.
-    early: HashMap<String, Vec<ProcessEvent>>,
-    other: Option<mpsc::UnboundedSender<Notification>>,
-    disconnected: bool,
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions::new("tether-client")
+    }
 }
 
-/// A connection to a running server.
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("client_name", &self.client_name)
+            .field("initialize_timeout", &self.initialize_timeout)
+            .field("grace", &self.grace)
+            .field("handler", &self.handler.is_some())
+            .finish()
+    }
+}
+
+/// A connection to a server. Dropping it closes the server's input and then
+/// drops the [`ChildGuard`], which stops the server (see there).
 pub struct Client {
-    lines: Mutex<Option<std::sync::mpsc::Sender<Vec<u8>>>>,
-    pending: Pending,
-    routes: Routes,
+    shared: Arc<Shared>,
     next_id: AtomicI64,
-    _guard: ChildGuard,
+    stderr: Option<stderr::Tail>,
+    server_pid: Option<u32>,
+    // Declared last: dropped after `Drop::drop` closed the server's input.
+    guard: Option<ChildGuard>,
 }
 
-fn route(routes: &Routes, n: Notification) {
-    let mut r = routes.lock().unwrap_or_else(|e| e.into_inner());
-    let event = match n.method.as_str() {
-        methods::PROCESS_OUTPUT => serde_json::from_value(n.params.clone())
-            .ok()
-            .map(ProcessEvent::Output),
-        methods::PROCESS_EXITED => serde_json::from_value(n.params.clone())
-            .ok()
-            .map(ProcessEvent::Exited),
-        methods::PROCESS_CLOSED => serde_json::from_value(n.params.clone())
-            .ok()
-            .map(ProcessEvent::Closed),
-        _ => None,
-    };
-    let Some(event) = event else {
-        if let Some(tx) = &r.other {
-            let _ = tx.send(n);
-        }
-        return;
-    };
-    let id = match &event {
-        ProcessEvent::Output(p) => p.process_id.clone(),
-        ProcessEvent::Exited(p) => p.process_id.clone(),
-        ProcessEvent::Closed(p) => p.process_id.clone(),
-    };
-    let closed = matches!(event, ProcessEvent::Closed(_));
-    match r.by_process.get(&id) {
-        Some(tx) => {
-            let _ = tx.send(event);
-            if closed {
-                r.by_process.remove(&id);
-            }
-        }
-        None => r.early.entry(id).or_default().push(event),
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.shared.close_input();
     }
 }
 
 impl Client {
-    /// Spawn the server (own process group, stdin/stdout piped, stderr inherited).
-    pub fn spawn(cmd: &ServerCommand) -> Result<Client, ClientError> {
-        let mut c = Command::new(&cmd.program);
-        if let Some(a0) = &cmd.arg0 {
-            c.arg0(a0);
-        }
-        c.args(&cmd.args)
-            .envs(cmd.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .process_group(0);
-        if let Some(cwd) = &cmd.cwd {
-            c.current_dir(cwd);
-        }
-        let mut child = c.spawn().map_err(ClientError::Spawn)?;
-        let mut stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-
-        let (line_tx, line_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        std::thread::spawn(move || {
-            while let Ok(line) = line_rx.recv() {
-                if stdin.write_all(&line).is_err() {
-                    break;
-                }
-            }
-        });
-
-        let pending: Pending = Arc::default();
-        let routes: Routes = Arc::default();
-        let (p2, r2) = (pending.clone(), routes.clone());
-        std::thread::spawn(move || {
-            let mut reader = BufReader::with_capacity(1 << 20, stdout);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                let Ok(v) = serde_json::from_slice::<Value>(&line) else {
-                    tracing::warn!("server wrote a line that is not JSON");
-                    continue;
-                };
-                if let Some(method) = v.get("method").and_then(Value::as_str) {
-                    if v.get("id").is_none() {
-                        let params = v.get("params").cloned().unwrap_or(Value::Null);
-                        route(
-                            &r2,
-                            Notification {
-                                method: method.to_string(),
-                                params,
-                            },
-                        );
-                    }
-                    continue;
-                }
-                let Some(id) = v
-                    .get("id")
-                    .cloned()
-                    .and_then(|i| serde_json::from_value::<RequestId>(i).ok())
-                else {
-                    continue;
-                };
-                let outcome = match (v.get("result"), v.get("error")) {
-                    (Some(r), _) => Ok(r.clone()),
-                    (None, Some(e)) => {
-                        Err(serde_json::from_value(e.clone()).unwrap_or(ErrorObject {
-                            code: -32603,
-                            message: e.to_string(),
-                        }))
-                    }
-                    (None, None) => continue,
-                };
-                let tx = p2.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                if let Some(tx) = tx {
-                    let _ = tx.send(outcome);
-                }
-            }
-            // Disconnected: fail every pending call and end every event stream.
-            p2.lock().unwrap_or_else(|e| e.into_inner()).clear();
-            let mut r = r2.lock().unwrap_or_else(|e| e.into_inner());
-            r.by_process.clear();
-            r.other = None;
-            r.disconnected = true;
-        });
-
-        Ok(Client {
-            lines: Mutex::new(Some(line_tx)),
-            pending,
-            routes,
-            next_id: AtomicI64::new(1),
-            _guard: ChildGuard {
-                child,
-                grace: Duration::from_secs(2),
-            },
-        })
+    /// Start the server and perform the handshake (`initialize`, then
+    /// `initialized`) within `opts.initialize_timeout`. On failure the server is
+    /// stopped before this returns.
+    pub async fn connect(
+        cmd: &ServerCommand,
+        opts: ConnectOptions,
+    ) -> Result<(Client, InitializeResult), ClientError> {
+        let client = Client::spawn(cmd, &opts)?;
+        let info = client.handshake(&opts).await?;
+        Ok((client, info))
     }
 
-    /// Call a method and wait for its result.
+    /// Start the server without the handshake (for callers that want to send
+    /// `initialize` themselves).
+    pub fn spawn(cmd: &ServerCommand, opts: &ConnectOptions) -> Result<Client, ClientError> {
+        let mut guard = ChildGuard::spawn(cmd).map_err(ClientError::Spawn)?;
+        guard.set_grace(opts.grace);
+        let stdin = guard.take_stdin().expect("stdin is piped");
+        let stdout = guard.take_stdout().expect("stdout is piped");
+        let pid = guard.pid();
+        let tail = guard.take_stderr().map(|e| stderr::forward(e, pid));
+        let mut client = Client::over(stdout, stdin, opts);
+        client.stderr = tail;
+        client.server_pid = Some(pid);
+        client.guard = Some(guard);
+        Ok(client)
+    }
+
+    /// A client over any pair of byte streams (`output` is what the server
+    /// writes, `input` what it reads), with no process to own.
+    pub fn over<R, W>(output: R, input: W, opts: &ConnectOptions) -> Client
+    where
+        R: Read + Send + 'static,
+        W: Write + Send + 'static,
+    {
+        Client {
+            shared: connection::start(output, input, opts.handler.clone()),
+            next_id: AtomicI64::new(1),
+            stderr: None,
+            server_pid: None,
+            guard: None,
+        }
+    }
+
+    /// `initialize` then `initialized`, within `opts.initialize_timeout`.
+    pub async fn handshake(&self, opts: &ConnectOptions) -> Result<InitializeResult, ClientError> {
+        let t = opts.initialize_timeout;
+        let info = tokio::time::timeout(t, self.initialize(&opts.client_name))
+            .await
+            .map_err(|_| ClientError::Timeout {
+                what: methods::INITIALIZE.into(),
+                after: t,
+            })??;
+        self.initialized()?;
+        Ok(info)
+    }
+
+    /// The `initialize` request alone.
+    pub async fn initialize(&self, client_name: &str) -> Result<InitializeResult, ClientError> {
+        let params = InitializeParams {
+            client_name: client_name.into(),
+            resume_session_id: None,
+        };
+        self.call(methods::INITIALIZE, params).await
+    }
+
+    /// The `initialized` notification alone.
+    pub fn initialized(&self) -> Result<(), ClientError> {
+        self.notify(methods::INITIALIZED, serde_json::json!({}))
+    }
+
+    /// The server's pid (and process group id), when this client started it.
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server_pid
+    }
+
+    /// The last lines the server wrote to stderr (at most 32).
+    pub fn server_stderr_tail(&self) -> Vec<String> {
+        self.stderr.as_ref().map(|t| t.lines()).unwrap_or_default()
+    }
+
+    /// Whether the server's output has ended.
+    pub fn is_disconnected(&self) -> bool {
+        self.shared.is_disconnected()
+    }
+
+    /// The guard of the server process, to stop it early or read its status.
+    pub fn guard_mut(&mut self) -> Option<&mut ChildGuard> {
+        self.guard.as_mut()
+    }
+
+    /// Call any method and decode its result. Dropping the future forgets the call
+    /// (a late response is ignored).
     pub async fn call<P: Serialize, R: DeserializeOwned>(
         &self,
         method: &str,
         params: P,
     ) -> Result<R, ClientError> {
+        #[derive(Serialize)]
+        struct Request<'a, P> {
+            id: &'a RequestId,
+            method: &'a str,
+            params: P,
+        }
+        struct Forget<'a>(&'a Shared, &'a RequestId);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.forget(self.1);
+            }
+        }
+
         let id = RequestId::Int(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let (tx, rx) = oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.clone(), tx);
-        let msg = serde_json::json!({"id": id, "method": method, "params": params});
-        self.send_line(&msg)?;
+        let line = serde_json::to_vec(&Request {
+            id: &id,
+            method,
+            params,
+        })
+        .map_err(|source| ClientError::Encode {
+            method: method.into(),
+            source,
+        })?;
+        let rx = self.shared.register(id.clone())?;
+        let _forget = Forget(&self.shared, &id);
+        self.shared.send(line)?;
         match rx.await {
-            Ok(Ok(v)) => serde_json::from_value(v).map_err(ClientError::Decode),
+            Ok(Ok(raw)) => serde_json::from_str(raw.get()).map_err(|source| ClientError::Decode {
+                method: method.into(),
+                source,
+            }),
             Ok(Err(e)) => Err(ClientError::Rpc(e)),
             Err(_) => Err(ClientError::Disconnected),
         }
     }
 
-    fn send_line(&self, msg: &Value) -> Result<(), ClientError> {
-        let mut line = serde_json::to_vec(msg).map_err(ClientError::Decode)?;
-        line.push(b'\n');
-        let guard = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        guard
-            .as_ref()
-            .ok_or(ClientError::Disconnected)?
-            .send(line)
-            .map_err(|_| ClientError::Disconnected)
-    }
-
     /// Send a notification.
     pub fn notify<P: Serialize>(&self, method: &str, params: P) -> Result<(), ClientError> {
-        self.send_line(&serde_json::json!({"method": method, "params": params}))
+        let line = serde_json::to_vec(&serde_json::json!({"method": method, "params": params}))
+            .map_err(|source| ClientError::Encode {
+                method: method.into(),
+                source,
+            })?;
+        self.shared.send(line)
     }
 
-    /// `initialize` then `initialized`, within `timeout`.
-    pub async fn initialize(
-        &self,
-        client_name: &str,
-        timeout: Duration,
-    ) -> Result<InitializeResult, ClientError> {
-        let params = InitializeParams {
-            client_name: client_name.into(),
-            resume_session_id: None,
-        };
-        let r = tokio::time::timeout(timeout, self.call(methods::INITIALIZE, params))
-            .await
-            .map_err(|_| ClientError::Timeout(timeout))??;
-        self.notify(methods::INITIALIZED, serde_json::json!({}))?;
-        Ok(r)
+    /// The events of one process. Subscribe **before** `process/start`: the server
+    /// may send events before its response, and events of a process nobody
+    /// subscribed to are dropped. A second subscription to the same id replaces
+    /// the first (whose stream then ends with `Disconnected`).
+    pub fn subscribe(&self, process_id: &str) -> ProcessEvents {
+        self.shared.subscribe(process_id)
     }
 
-    /// The events of one process, in seq order, ending after `process/closed`.
-    /// Subscribe before `process/start`: events may arrive before its response.
-    pub fn subscribe(&self, process_id: &str) -> mpsc::UnboundedReceiver<ProcessEvent> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut r = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-        let mut closed = false;
-        for ev in r.early.remove(process_id).unwrap_or_default() {
-            closed |= matches!(ev, ProcessEvent::Closed(_));
-            let _ = tx.send(ev);
-        }
-        if !closed && !r.disconnected {
-            r.by_process.insert(process_id.to_string(), tx);
-        }
-        rx
+    /// Notifications that are not process events (e.g. `fs/missingChanged`), from
+    /// now on. A second call replaces the first receiver.
+    pub fn notifications(&self) -> tokio::sync::mpsc::UnboundedReceiver<Notification> {
+        self.shared.take_notifications()
     }
+}
 
-    pub async fn start(&self, p: &StartParams) -> Result<StartResult, ClientError> {
-        self.call(methods::PROCESS_START, p).await
-    }
+#[cfg(test)]
+mod tests;
 
-    pub async fn write(&self, process_id: &str, bytes: &[u8]) -> Result<WriteStatus, ClientError> {
-        let p = serde_json::json!({"processId": process_id, "chunk": crate::protocol::bytes::encode(bytes)});
-        let r: WriteResult = self.call(methods::PROCESS_WRITE, p).await?;
-        Ok(r.status)
-    }
-
-    pub async fn close_stdin(&self, process_id: &str) -> Result<WriteStatus, ClientError> {
-        let r: WriteResult = self
-            .call(
-                methods::PROCESS_CLOSE_STDIN,
-                ProcessIdParams {
-                    process_id: process_id.into(),
-                },
-            )
-            .await?;
-        Ok(r.status)
-    }
-
-    pub async fn signal(&self, process_id: &str, signal: SignalName) -> Result<(), ClientError> {
-        let p = SignalParams {
-            process_id: process_id.into(),
-            signal,
-        };
-        let _: Value = self.call(methods::PROCESS_SIGNAL, p).await?;
-        Ok(())
-    }
-
-    pub async fn terminate(&self, process_id: &str) -> Result<bool, ClientError> {
-        let p = TerminateParams {
-            process_id: process_id.into(),
-            grace_ms: None,
-        };
-        let r: TerminateResult = self.call(methods::PROCESS_TERMINATE, p).await?;
-        Ok(r.running)
+#[cfg(test)]
+impl Client {
+    fn shared_pending_is_empty(&self) -> bool {
+        self.shared.pending_is_empty()
     }
 }

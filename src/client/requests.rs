@@ -1,0 +1,122 @@
+//! Requests the server sends to the client (PROTOCOL.md §10.4), and the handler
+//! trait through which a caller answers them.
+
+use crate::protocol::{ErrorObject, RequestId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+
+/// `process/approveExec`: the server asks whether an intercepted exec may run
+/// outside the sandbox.
+pub const APPROVE_EXEC: &str = "process/approveExec";
+
+/// A request from the server, with its id (`s-1`, `s-2`, …: a separate id space).
+#[derive(Debug, Clone)]
+pub struct ServerRequest {
+    pub id: RequestId,
+    pub method: String,
+    pub params: Value,
+}
+
+impl ServerRequest {
+    /// The params of a `process/approveExec` request, if this is one and they decode.
+    pub fn approve_exec(&self) -> Option<ApproveExecParams> {
+        (self.method == APPROVE_EXEC)
+            .then(|| serde_json::from_value(self.params.clone()).ok())
+            .flatten()
+    }
+}
+
+/// `process/approveExec` params. `file` and `workdir` are `file://` URIs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApproveExecParams {
+    pub process_id: String,
+    pub file: String,
+    pub argv: Vec<String>,
+    pub workdir: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecDecision {
+    Approve,
+    Deny,
+    Cancel,
+}
+
+/// `process/approveExec` result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApproveExecResult {
+    pub decision: ExecDecision,
+}
+
+impl ApproveExecResult {
+    /// The result as the JSON value a handler returns.
+    pub fn to_value(self) -> Value {
+        serde_json::to_value(self).expect("a decision always serializes")
+    }
+}
+
+/// What a handler returns: the `result` to send, or the `error` to send.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, ErrorObject>> + Send>>;
+
+/// Answers server→client requests. The answer is sent as the response to the
+/// request's id. Requests are handled concurrently, each in its own task on the
+/// Tokio runtime the client was created in; a handler may take as long as it
+/// likes (a person may be deciding).
+///
+/// Any `Fn(ServerRequest) -> impl Future<Output = Result<Value, ErrorObject>>`
+/// is a handler:
+///
+/// ```
+/// use tether::client::{ApproveExecResult, ExecDecision, ServerRequest};
+/// let handler = |req: ServerRequest| async move {
+///     let _ = req.approve_exec();
+///     Ok(ApproveExecResult { decision: ExecDecision::Deny }.to_value())
+/// };
+/// # let _: std::sync::Arc<dyn tether::client::RequestHandler> = std::sync::Arc::new(handler);
+/// ```
+pub trait RequestHandler: Send + Sync + 'static {
+    fn handle(&self, request: ServerRequest) -> HandlerFuture;
+}
+
+impl<F, Fut> RequestHandler for F
+where
+    F: Fn(ServerRequest) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, ErrorObject>> + Send + 'static,
+{
+    fn handle(&self, request: ServerRequest) -> HandlerFuture {
+        Box::pin(self(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn approve_exec_round_trip() {
+        let r = ServerRequest {
+            id: RequestId::Str("s-1".into()),
+            method: APPROVE_EXEC.into(),
+            params: serde_json::json!({"processId":"sh-1","file":"file:///usr/bin/git",
+                "argv":["git","push"],"workdir":"file:///home/u/proj","extra":1}),
+        };
+        let p = r.approve_exec().unwrap();
+        assert_eq!(p.argv, vec!["git", "push"]);
+        assert_eq!(
+            ApproveExecResult {
+                decision: ExecDecision::Approve
+            }
+            .to_value(),
+            serde_json::json!({"decision":"approve"})
+        );
+        let other = ServerRequest {
+            method: "x/y".into(),
+            ..r
+        };
+        assert!(other.approve_exec().is_none());
+    }
+}
