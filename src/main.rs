@@ -62,14 +62,25 @@ struct LinksArgs {
     dir: PathBuf,
 }
 
+/// Logs go to stderr, or appended to `$TETHER_LOG_FILE` when that is set (handy
+/// when the parent swallows stderr). `RUST_LOG` filters them (default `warn`).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .try_init();
+        .with_ansi(false);
+    let file = std::env::var_os("TETHER_LOG_FILE").and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    });
+    let _ = match file {
+        Some(f) => builder.with_writer(std::sync::Mutex::new(f)).try_init(),
+        None => builder.with_writer(std::io::stderr).try_init(),
+    };
 }
 
 fn exec_server(args: ExecServerArgs) -> ExitCode {

@@ -67,6 +67,11 @@ pub enum FsError {
     TooManyWatchPaths,
     #[error("sandboxed filesystem operations are not available yet")]
     SandboxUnavailable,
+    /// A sandbox context refused with its exact message (-32600).
+    #[error("{0}")]
+    SandboxContext(String),
+    #[error("sandbox cannot be enforced: {0}")]
+    SandboxUnenforceable(String),
 }
 
 /// A path for messages: native, non-UTF-8 bytes replaced.
@@ -74,11 +79,41 @@ pub fn display(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// Refuse restrictive sandboxes until the sandbox lands: never run them unprotected.
-pub fn check_sandbox(sandbox: &Option<serde_json::Value>) -> Result<(), FsError> {
-    match crate::sandbox::classify(sandbox.as_ref()) {
-        crate::sandbox::Context::Restricted => Err(FsError::SandboxUnavailable),
-        _ => Ok(()),
+/// Where a filesystem request runs (PROTOCOL.md §8.7).
+pub enum Route {
+    /// The server does it with its own rights.
+    Direct,
+    /// It needs the `codex-fs` helper under this policy.
+    Helper(crate::sandbox::policy::Resolved),
+}
+
+/// Decide the route of a request; `write` for write-class operations.
+pub fn route(sandbox: &Option<serde_json::Value>, write: bool) -> Result<Route, FsError> {
+    use crate::sandbox::policy::{parse, Policy, PolicyError};
+    let ctx = parse(sandbox.as_ref()).map_err(|e| match e {
+        PolicyError::Params(m) => FsError::InvalidParams(m),
+        PolicyError::NeedsCwd => FsError::SandboxContext(e.to_string()),
+        PolicyError::Unenforceable(m) => FsError::SandboxUnenforceable(m),
+    })?;
+    let Some(ctx) = ctx else {
+        return Ok(Route::Direct);
+    };
+    match ctx.policy {
+        Policy::Disabled | Policy::External { .. } | Policy::Unrestricted { .. } => {
+            Ok(Route::Direct)
+        }
+        Policy::Restricted(r) if r.full_write() => Ok(Route::Direct),
+        Policy::Restricted(r) if !write && r.full_read() => Ok(Route::Direct),
+        Policy::Restricted(r) => Ok(Route::Helper(r)),
+    }
+}
+
+/// Until the `codex-fs` helper lands: run direct routes, refuse the others rather
+/// than run them without their protection.
+pub fn check_sandbox(sandbox: &Option<serde_json::Value>, write: bool) -> Result<(), FsError> {
+    match route(sandbox, write)? {
+        Route::Direct => Ok(()),
+        Route::Helper(_) => Err(FsError::SandboxUnavailable),
     }
 }
 
@@ -135,7 +170,7 @@ impl FsService {
 
     pub async fn read_file(&self, p: ReadFileParams) -> Result<ReadFileResult, FsError> {
         let path = p.path.to_path()?;
-        check_sandbox(&p.sandbox)?;
+        check_sandbox(&p.sandbox, false)?;
         let follow = p.follow_symlinks.unwrap_or(true);
         blocking(move || {
             let data = ops::read_file(&path, follow)?;
@@ -148,7 +183,7 @@ impl FsService {
 
     pub async fn write_file(&self, p: WriteFileParams) -> Result<EmptyResult, FsError> {
         let path = p.path.to_path()?;
-        check_sandbox(&p.sandbox)?;
+        check_sandbox(&p.sandbox, true)?;
         let follow = p.follow_symlinks.unwrap_or(true);
         let b64 = p.data_base64;
         blocking(move || {
@@ -162,7 +197,7 @@ impl FsService {
 
     pub async fn create_directory(&self, p: CreateDirectoryParams) -> Result<EmptyResult, FsError> {
         let path = p.path.to_path()?;
-        check_sandbox(&p.sandbox)?;
+        check_sandbox(&p.sandbox, true)?;
         let recursive = p.recursive.unwrap_or(true);
         let follow = p.follow_symlinks.unwrap_or(true);
         blocking(move || ops::create_directory(&path, recursive, follow).map(|()| EmptyResult {}))
@@ -171,21 +206,21 @@ impl FsService {
 
     pub async fn get_metadata(&self, p: PathParams) -> Result<Metadata, FsError> {
         let path = p.path.to_path()?;
-        check_sandbox(&p.sandbox)?;
+        check_sandbox(&p.sandbox, false)?;
         let follow = p.follow_symlinks.unwrap_or(true);
         blocking(move || ops::get_metadata(&path, follow)).await
     }
 
     pub async fn read_directory(&self, p: PathParams) -> Result<ReadDirectoryResult, FsError> {
         let path = p.path.to_path()?;
-        check_sandbox(&p.sandbox)?;
+        check_sandbox(&p.sandbox, false)?;
         blocking(move || ops::read_directory(&path).map(|entries| ReadDirectoryResult { entries }))
             .await
     }
 
     pub async fn remove(&self, p: RemoveParams) -> Result<EmptyResult, FsError> {
         let path = p.path.to_path()?;
-        check_sandbox(&p.sandbox)?;
+        check_sandbox(&p.sandbox, true)?;
         let (recursive, force) = (p.recursive.unwrap_or(true), p.force.unwrap_or(true));
         let follow = p.follow_symlinks.unwrap_or(true);
         blocking(move || ops::remove(&path, recursive, force, follow).map(|()| EmptyResult {}))
@@ -195,26 +230,27 @@ impl FsService {
     pub async fn copy(&self, p: CopyParams) -> Result<EmptyResult, FsError> {
         let src = p.source_path.to_path()?;
         let dst = p.destination_path.to_path()?;
-        check_sandbox(&p.sandbox)?;
+        check_sandbox(&p.sandbox, true)?;
         blocking(move || ops::copy(&src, &dst, p.recursive).map(|()| EmptyResult {})).await
     }
 
     pub async fn canonicalize(&self, p: PathParams) -> Result<CanonicalizeResult, FsError> {
         let path = p.path.to_path()?;
-        check_sandbox(&p.sandbox)?;
+        check_sandbox(&p.sandbox, false)?;
         blocking(move || ops::canonicalize(&path).map(|r| CanonicalizeResult { path: to_uri(&r) }))
             .await
     }
 
     pub async fn walk(&self, p: WalkParams) -> Result<WalkResult, FsError> {
         let path = p.path.to_path()?;
-        check_sandbox(&p.sandbox)?;
+        check_sandbox(&p.sandbox, false)?;
         blocking(move || walk::walk(&path, &p.options)).await
     }
 
     pub async fn open(&self, p: OpenParams) -> Result<HandleParams, FsError> {
         let path = p.path.to_path()?;
-        if crate::sandbox::classify(p.sandbox.as_ref()) == crate::sandbox::Context::Restricted {
+        let write = p.mode == Some(OpenMode::Replace);
+        if let Route::Helper(_) = route(&p.sandbox, write)? {
             return Err(FsError::SandboxedOpen);
         }
         self.handles

@@ -23,10 +23,27 @@ fn nofollow_err(e: io::Error, follow: bool, path: &Path) -> FsError {
     }
 }
 
+/// Refuse what is not a regular file before opening it (opening a socket fails
+/// with ENXIO, and a FIFO must never be waited on).
+fn require_file(path: &Path, follow: bool) -> Result<(), FsError> {
+    let meta = if follow {
+        fs::metadata(path)
+    } else {
+        fs::symlink_metadata(path)
+    };
+    match meta {
+        Ok(m) if !m.is_file() && !m.file_type().is_symlink() => {
+            Err(FsError::NotAFile(display(path)))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub fn read_file(path: &Path, follow: bool) -> Result<Vec<u8>, FsError> {
     if !follow {
         refuse_symlinks(path, true)?;
     }
+    require_file(path, follow)?;
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(open_flags(follow))
@@ -235,6 +252,7 @@ pub fn canonicalize(path: &Path) -> Result<PathBuf, FsError> {
 
 /// Open for `fs/open` mode read: a regular file only.
 pub fn open_read(path: &Path) -> Result<File, FsError> {
+    require_file(path, true)?;
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(open_flags(true))

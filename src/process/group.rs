@@ -111,6 +111,7 @@ pub fn sweep_children(budget: Duration) {
     let deadline = Instant::now() + budget;
     loop {
         for pid in children_of(me) {
+            tracing::debug!(pid, "shutdown: killing child");
             // SAFETY: signalling a child of ours.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }

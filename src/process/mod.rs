@@ -8,12 +8,14 @@ pub mod record;
 pub mod retention;
 pub mod spawn;
 
+use crate::protocol::handshake::HostSandbox;
 use crate::protocol::paths::PathError;
 use crate::protocol::process::*;
+use crate::sandbox::plan::{plan_process, Mode, Report};
 use crate::server::transport::Outbound;
 use group::Reaper;
 use record::{InboxMsg, Phase, Pump, Record, StdinCmd};
-use spawn::{SpawnSpec, Spawner};
+use spawn::{SpawnError, SpawnSpec, Spawner};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -54,6 +56,9 @@ pub enum ProcessError {
     UsesTerminal(String),
     #[error("sandbox cannot be enforced: {0}")]
     SandboxUnavailable(String),
+    /// A sandbox context the server refuses (-32600), with its exact message.
+    #[error("{0}")]
+    SandboxContext(String),
     #[error("{0}")]
     NotImplemented(&'static str),
     #[error("{0}")]
@@ -71,6 +76,8 @@ struct Records {
 }
 
 pub struct ProcessManager {
+    /// What this host can enforce, probed at start.
+    host: HostSandbox,
     records: Mutex<Records>,
     out: Outbound,
     spawner: Spawner,
@@ -79,7 +86,7 @@ pub struct ProcessManager {
 impl ProcessManager {
     /// A manager whose notifications go to `out`. Starts the reaper (which must run
     /// inside a tokio runtime) and the spawner thread.
-    pub fn new(out: Outbound) -> Arc<Self> {
+    pub fn new(out: Outbound, host: HostSandbox) -> Arc<Self> {
         let reaper = Arc::new(Reaper::default());
         let r = reaper.clone();
         let mut sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
@@ -96,6 +103,7 @@ impl ProcessManager {
             records: Mutex::new(Records::default()),
             out,
             spawner: Spawner::start(reaper),
+            host,
         })
     }
 
@@ -177,9 +185,14 @@ impl ProcessManager {
             rec
         };
         match self.spawn_record(&rec, &p, &cwd).await {
-            Ok(()) => Ok(StartResult {
+            Ok(report) => Ok(StartResult {
                 process_id: p.process_id,
-                sandbox_type: "none".into(),
+                sandbox_type: if report.as_ref().is_some_and(|r| r.seccomp) {
+                    "linuxSeccomp".into()
+                } else {
+                    "none".into()
+                },
+                sandbox: report.map(|r| serde_json::to_value(r).expect("a report serializes")),
             }),
             Err(e) => {
                 self.abandon(&rec);
@@ -193,12 +206,42 @@ impl ProcessManager {
         rec: &Arc<Record>,
         p: &StartParams,
         cwd: &std::path::Path,
-    ) -> Result<(), ProcessError> {
-        if crate::sandbox::classify(p.sandbox.as_ref()) == crate::sandbox::Context::Restricted {
-            return Err(ProcessError::SandboxUnavailable(
-                "sandboxed processes are not implemented yet in this version of tether".into(),
-            ));
-        }
+    ) -> Result<Option<Report>, ProcessError> {
+        use crate::sandbox::policy::PolicyError;
+        let ctx = crate::sandbox::policy::parse(p.sandbox.as_ref()).map_err(|e| match e {
+            PolicyError::Params(m) => ProcessError::InvalidParams(m),
+            PolicyError::NeedsCwd => ProcessError::SandboxContext(e.to_string()),
+            PolicyError::Unenforceable(m) => ProcessError::SandboxUnavailable(m),
+        })?;
+        let mode = match p.sandbox_mode.as_deref() {
+            Some(m) => Mode::parse(m).unwrap_or(Mode::Strict),
+            None => Mode::parse(&self.host.default_mode).unwrap_or(Mode::Strict),
+        };
+        let plan = match &ctx {
+            Some(ctx) => {
+                plan_process(ctx, mode, &self.host).map_err(ProcessError::SandboxUnavailable)?
+            }
+            None => None,
+        };
+        let report = match (&ctx, &plan) {
+            (_, Some(plan)) => Some(plan.report.clone()),
+            (Some(_), None) => Some(Report {
+                mode: mode.as_str().into(),
+                landlock: "none".into(),
+                landlock_abi: self.host.landlock_abi,
+                seccomp: false,
+                no_new_privs: false,
+                mount_namespace: false,
+                network: "enabled".into(),
+                unenforced: Vec::new(),
+            }),
+            (None, None) => None,
+        };
+        let placeholders = plan
+            .as_ref()
+            .map(|p| p.placeholders.clone())
+            .unwrap_or_default();
+        let release = move || crate::sandbox::mount::release_placeholders(&placeholders);
         if p.escalation.is_some() {
             return Err(ProcessError::NotImplemented(
                 "escalation is not implemented yet in this version of tether",
@@ -207,22 +250,38 @@ impl ProcessManager {
         let env = env_policy::build(p.env_policy.as_ref(), &p.env, std::env::vars_os());
         let tty = p.tty.then(|| p.size.unwrap_or(TermSize::DEFAULT));
         let pipe_stdin = p.pipe_stdin.unwrap_or(false);
-        let spec = SpawnSpec::new(&p.argv, p.arg0.as_deref(), &env, cwd, tty, pipe_stdin)
-            .map_err(|e| ProcessError::InvalidParams(e.0))?;
-        let child = self
-            .spawner
-            .spawn(spec)
-            .await
-            .map_err(ProcessError::Spawn)?;
+        let mut spec = match SpawnSpec::new(&p.argv, p.arg0.as_deref(), &env, cwd, tty, pipe_stdin)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                release();
+                return Err(ProcessError::InvalidParams(e.0));
+            }
+        };
+        let sandboxed = plan.is_some();
+        spec.sandbox = plan;
+        spec.landlock_abi = self.host.landlock_abi;
+        let child = match self.spawner.spawn(spec).await {
+            Ok(c) => c,
+            Err(e) => {
+                release();
+                return Err(match e {
+                    SpawnError::Os(e) => ProcessError::Spawn(e),
+                    SpawnError::Sandbox(m) => ProcessError::SandboxUnavailable(m),
+                });
+            }
+        };
 
         let stdin_rx = {
             let mut st = rec.lock();
             if st.cancelled {
                 drop(st);
                 let _ = group::kill_group(child.pid, libc::SIGKILL);
+                release();
                 return Err(ProcessError::Cancelled(rec.id.clone()));
             }
             st.phase = Phase::Running;
+            st.sandboxed = sandboxed;
             st.pid = child.pid;
             st.pty = child.pty.map(Arc::new);
             if child.stdin.is_some() {
@@ -247,8 +306,15 @@ impl ProcessManager {
         let me = self.clone();
         let closed_rec = rec.clone();
         let pump = Pump::new(rec.clone(), self.out.clone());
-        tokio::spawn(pump.run(outputs, child.exit, Box::new(move || me.closed(closed_rec))));
-        Ok(())
+        tokio::spawn(pump.run(
+            outputs,
+            child.exit,
+            Box::new(move || {
+                release();
+                me.closed(closed_rec)
+            }),
+        ));
+        Ok(report)
     }
 
     pub async fn read(&self, p: ReadParams) -> Result<ReadResult, ProcessError> {

@@ -29,6 +29,25 @@ pub struct SpawnSpec {
     /// `Some` for a terminal.
     tty: Option<TermSize>,
     pipe_stdin: bool,
+    /// The sandbox to apply in the child, if any.
+    pub sandbox: Option<crate::sandbox::plan::ProcessPlan>,
+    /// Landlock ABI of the kernel (probed at start).
+    pub landlock_abi: u32,
+}
+
+/// Why a start failed.
+#[derive(Debug)]
+pub enum SpawnError {
+    /// An OS error (-32603 with the OS text).
+    Os(io::Error),
+    /// The sandbox could not be applied (-32600 `sandbox cannot be enforced: ...`).
+    Sandbox(String),
+}
+
+impl From<io::Error> for SpawnError {
+    fn from(e: io::Error) -> Self {
+        SpawnError::Os(e)
+    }
 }
 
 /// Why a spec could not be built (NUL bytes): decoder-style text.
@@ -89,6 +108,8 @@ impl SpawnSpec {
             cwd: cstr(cwd.as_os_str().as_bytes(), "cwd")?,
             tty,
             pipe_stdin,
+            sandbox: None,
+            landlock_abi: 0,
         })
     }
 }
@@ -106,7 +127,7 @@ pub struct Spawned {
     pub exit: oneshot::Receiver<WaitStatus>,
 }
 
-type Job = (SpawnSpec, oneshot::Sender<io::Result<Spawned>>);
+type Job = (SpawnSpec, oneshot::Sender<Result<Spawned, SpawnError>>);
 
 /// The long-lived thread that forks.
 #[derive(Clone)]
@@ -128,7 +149,7 @@ impl Spawner {
         Spawner { tx }
     }
 
-    pub async fn spawn(&self, spec: SpawnSpec) -> io::Result<Spawned> {
+    pub async fn spawn(&self, spec: SpawnSpec) -> Result<Spawned, SpawnError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send((spec, tx))
@@ -223,9 +244,57 @@ fn make_stdio(spec: &SpawnSpec) -> io::Result<Stdio> {
     })
 }
 
+/// What the child applies, ready before `fork`.
+struct ChildSandbox<'a> {
+    mount: Option<&'a crate::sandbox::mount::MountPlan>,
+    landlock: Option<OwnedFd>,
+    seccomp: Option<Vec<seccompiler::sock_filter>>,
+}
+
+fn prepare_sandbox<'a>(
+    spec: &'a SpawnSpec,
+    tty_path: Option<&Path>,
+) -> Result<Option<ChildSandbox<'a>>, SpawnError> {
+    let Some(plan) = &spec.sandbox else {
+        return Ok(None);
+    };
+    let landlock = match &plan.landlock {
+        Some(r) => Some(
+            crate::sandbox::landlock::prepare(r, spec.landlock_abi, tty_path)
+                .map_err(SpawnError::Sandbox)?
+                .fd,
+        ),
+        None => None,
+    };
+    let seccomp = crate::sandbox::seccomp::prepare(plan.network).map_err(SpawnError::Sandbox)?;
+    Ok(Some(ChildSandbox {
+        mount: plan.mount.as_ref(),
+        landlock,
+        seccomp: Some(seccomp),
+    }))
+}
+
+/// Stages reported through the error pipe.
+const STAGE_OS: u32 = 0;
+const STAGE_MOUNT: u32 = 1;
+const STAGE_NNP: u32 = 2;
+const STAGE_LANDLOCK: u32 = 3;
+const STAGE_SECCOMP: u32 = 4;
+
 /// Fork and exec on the spawner thread.
-fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> io::Result<Spawned> {
+fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
     let stdio = make_stdio(spec)?;
+    let tty_path = stdio
+        .ctty
+        .and_then(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok());
+    let sandbox = prepare_sandbox(spec, tty_path.as_deref())?;
+    let fprog = sandbox
+        .as_ref()
+        .and_then(|s| s.seccomp.as_ref())
+        .map(|prog| libc::sock_fprog {
+            len: prog.len() as u16,
+            filter: prog.as_ptr() as *mut libc::sock_filter,
+        });
     let (err_r, err_w) = pipe()?;
 
     let mut argv: Vec<*const libc::c_char> = spec.argv.iter().map(|a| a.as_ptr()).collect();
@@ -249,6 +318,13 @@ fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> io::Result<Spawned> {
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
         err_fd: err_w.as_raw_fd(),
+        mount: sandbox.as_ref().and_then(|s| s.mount),
+        landlock: sandbox
+            .as_ref()
+            .and_then(|s| s.landlock.as_ref())
+            .map(|f| f.as_raw_fd()),
+        no_new_privs: sandbox.is_some(),
+        seccomp: fprog.as_ref(),
     };
 
     let (exit_tx, exit_rx) = oneshot::channel();
@@ -257,7 +333,7 @@ fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> io::Result<Spawned> {
         // SAFETY: the child only runs `child_main`, which makes async-signal-safe calls.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
-            return Err(io::Error::last_os_error());
+            return Err(io::Error::last_os_error().into());
         }
         if pid == 0 {
             // SAFETY: in the child; never returns.
@@ -269,26 +345,35 @@ fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> io::Result<Spawned> {
     drop(stdio.child);
     drop(err_w);
 
-    let mut buf = [0u8; 4];
+    let mut buf = [0u8; 8];
     let mut got = 0;
-    while got < 4 {
+    while got < 8 {
         // SAFETY: reading into a local buffer.
-        let n = unsafe { libc::read(err_r.as_raw_fd(), buf[got..].as_mut_ptr().cast(), 4 - got) };
+        let n = unsafe { libc::read(err_r.as_raw_fd(), buf[got..].as_mut_ptr().cast(), 8 - got) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            return Err(e);
+            return Err(e.into());
         }
         if n == 0 {
             break;
         }
         got += n as usize;
     }
-    if got == 4 {
+    if got == 8 {
         // The child failed before exec and exits 127; the reaper collects it.
-        return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(buf)));
+        let stage = u32::from_ne_bytes(buf[..4].try_into().unwrap());
+        let err = io::Error::from_raw_os_error(i32::from_ne_bytes(buf[4..].try_into().unwrap()));
+        let step = match stage {
+            STAGE_MOUNT => "the mount layer",
+            STAGE_NNP => "PR_SET_NO_NEW_PRIVS",
+            STAGE_LANDLOCK => "Landlock restrict_self",
+            STAGE_SECCOMP => "installing the seccomp filter",
+            _ => return Err(err.into()),
+        };
+        return Err(SpawnError::Sandbox(format!("{step} failed: {err}")));
     }
 
     set_nonblocking(stdio.stdout.as_raw_fd())?;
@@ -318,6 +403,10 @@ struct ChildCtx<'a> {
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
     err_fd: RawFd,
+    mount: Option<&'a crate::sandbox::mount::MountPlan>,
+    landlock: Option<RawFd>,
+    no_new_privs: bool,
+    seccomp: Option<&'a libc::sock_fprog>,
 }
 
 /// The kernel's `struct sigaction` for `rt_sigaction(2)` on x86_64 and aarch64.
@@ -331,8 +420,15 @@ struct KernelSigaction {
 
 /// Report `errno` to the parent and exit.
 unsafe fn fail(err_fd: RawFd, errno: i32) -> ! {
-    let b = errno.to_ne_bytes();
-    libc::write(err_fd, b.as_ptr().cast(), 4);
+    fail_at(err_fd, STAGE_OS, errno)
+}
+
+/// Report a failing stage and `errno` to the parent and exit.
+unsafe fn fail_at(err_fd: RawFd, stage: u32, errno: i32) -> ! {
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&stage.to_ne_bytes());
+    b[4..].copy_from_slice(&errno.to_ne_bytes());
+    libc::write(err_fd, b.as_ptr().cast(), 8);
     libc::_exit(127)
 }
 
@@ -411,8 +507,33 @@ unsafe fn child_main(c: &ChildCtx<'_>) -> ! {
             }
         }
     }
+    if let Some(plan) = c.mount {
+        if let Err(e) = crate::sandbox::mount::apply(plan) {
+            fail_at(c.err_fd, STAGE_MOUNT, e);
+        }
+    }
     if libc::chdir(c.cwd) < 0 {
         fail(c.err_fd, errno());
+    }
+    if c.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
+        fail_at(c.err_fd, STAGE_NNP, errno());
+    }
+    if let Some(fd) = c.landlock {
+        if libc::syscall(libc::SYS_landlock_restrict_self, fd, 0u32) < 0 {
+            fail_at(c.err_fd, STAGE_LANDLOCK, errno());
+        }
+    }
+    if let Some(prog) = c.seccomp {
+        const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+        if libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            0u32,
+            prog as *const libc::sock_fprog,
+        ) < 0
+        {
+            fail_at(c.err_fd, STAGE_SECCOMP, errno());
+        }
     }
     let mut saw_eacces = false;
     for cand in c.candidates {

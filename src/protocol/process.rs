@@ -82,6 +82,9 @@ pub struct EnvPolicy {
 pub struct StartResult {
     pub process_id: String,
     pub sandbox_type: String,
+    /// Tether extension: what was enforced; present when the request had a sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

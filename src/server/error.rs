@@ -81,6 +81,7 @@ impl From<ProcessError> for RpcError {
             | ProcessError::NoTerminal(_)
             | ProcessError::UsesTerminal(_)
             | ProcessError::SandboxUnavailable(_)
+            | ProcessError::SandboxContext(_)
             | ProcessError::NotImplemented(_) => codes::INVALID_REQUEST,
             ProcessError::Spawn(_) | ProcessError::Signal(_) | ProcessError::Resize(_) => {
                 codes::INTERNAL
@@ -121,7 +122,9 @@ impl From<FsError> for RpcError {
             | FsError::SandboxedOpen
             | FsError::TooManyWatches
             | FsError::TooManyWatchPaths
-            | FsError::SandboxUnavailable => codes::INVALID_REQUEST,
+            | FsError::SandboxUnavailable
+            | FsError::SandboxContext(_)
+            | FsError::SandboxUnenforceable(_) => codes::INVALID_REQUEST,
         };
         RpcError::new(code, e.to_string())
     }

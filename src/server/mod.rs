@@ -69,7 +69,12 @@ async fn serve(info: crate::protocol::handshake::EnvironmentInfo) {
     // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
     let stdout = RawStdout(ManuallyDrop::new(unsafe { File::from_raw_fd(1) }));
     let out = transport::spawn_writer(stdout, stop.clone(), move || wf.notify_one());
-    let procs = ProcessManager::new(out.clone());
+    let host = info
+        .tether
+        .as_ref()
+        .map(|t| t.sandbox.clone())
+        .unwrap_or_else(env_info::probe_sandbox);
+    let procs = ProcessManager::new(out.clone(), host);
 
     let (tx, rx) = mpsc::channel(4);
     transport::spawn_reader(std::io::stdin(), tx);
@@ -85,8 +90,11 @@ async fn serve(info: crate::protocol::handshake::EnvironmentInfo) {
         _ = hup.recv() => "SIGHUP",
         _ = write_failed.notified() => "stdout closed",
     };
+    let started = std::time::Instant::now();
     tracing::info!("shutting down: {why}");
     stop.store(true, Ordering::SeqCst);
     procs.kill_all();
     let _ = tokio::task::spawn_blocking(|| group::sweep_children(SWEEP_BUDGET)).await;
+    crate::sandbox::mount::remove_all_placeholders();
+    tracing::info!("shutdown complete in {:?}", started.elapsed());
 }

@@ -1,0 +1,264 @@
+//! The mount layer (PROTOCOL.md §8.6): read-only binds and masks for narrowing paths,
+//! in a private mount namespace of the child. Planned before `fork`; the child runs
+//! [`apply`] with async-signal-safe calls only.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub enum MountOp {
+    /// Bind the path onto itself, then remount it read-only.
+    ReadOnly(CString),
+    /// An empty mode-000 read-only tmpfs over a directory.
+    DenyDir(CString),
+    /// An empty mode-000 file bound read-only over a file.
+    DenyFile { path: CString, placeholder: CString },
+}
+
+pub struct MountPlan {
+    /// Enter a user namespace first (no CAP_SYS_ADMIN).
+    userns: bool,
+    uid_map: CString,
+    gid_map: CString,
+    pub ops: Vec<MountOp>,
+}
+
+fn cstr(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).expect("paths come from JSON strings without NUL")
+}
+
+impl MountPlan {
+    pub fn new() -> Self {
+        // SAFETY: plain id getters.
+        let (uid, gid, euid) = unsafe { (libc::getuid(), libc::getgid(), libc::geteuid()) };
+        MountPlan {
+            userns: euid != 0,
+            uid_map: CString::new(format!("{uid} {uid} 1\n")).unwrap(),
+            gid_map: CString::new(format!("{gid} {gid} 1\n")).unwrap(),
+            ops: Vec::new(),
+        }
+    }
+    pub fn read_only(&mut self, p: &Path) {
+        self.ops.push(MountOp::ReadOnly(cstr(p)));
+    }
+    pub fn deny_dir(&mut self, p: &Path) {
+        self.ops.push(MountOp::DenyDir(cstr(p)));
+    }
+    pub fn deny_file(&mut self, p: &Path, placeholder: &Path) {
+        self.ops.push(MountOp::DenyFile {
+            path: cstr(p),
+            placeholder: cstr(placeholder),
+        });
+    }
+}
+
+impl Default for MountPlan {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Directory for the server's placeholder files, removed at shutdown.
+pub fn runtime_dir() -> PathBuf {
+    // SAFETY: getpid never fails.
+    std::env::temp_dir().join(format!("tether-{}", unsafe { libc::getpid() }))
+}
+
+/// The empty mode-000 file bound over denied files.
+pub fn deny_placeholder() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = runtime_dir();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    let file = dir.join("denied");
+    if !file.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o000)
+            .open(&file)?;
+    }
+    Ok(file)
+}
+
+/// Placeholder directories the server created on the host for missing narrowing
+/// paths, with the number of live processes that use each.
+static PLACEHOLDERS: Mutex<Option<HashMap<PathBuf, usize>>> = Mutex::new(None);
+
+/// Create (or share) an empty directory at a missing narrowing path.
+pub fn hold_placeholder(p: &Path) -> std::io::Result<()> {
+    let mut g = PLACEHOLDERS.lock().unwrap_or_else(|e| e.into_inner());
+    let map = g.get_or_insert_with(HashMap::new);
+    if let Some(n) = map.get_mut(p) {
+        *n += 1;
+        return Ok(());
+    }
+    match std::fs::create_dir(p) {
+        Ok(()) => {
+            map.insert(p.to_path_buf(), 1);
+            Ok(())
+        }
+        // Someone else made it meanwhile: it exists, which is all the bind needs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A process that used placeholders closed: remove the ones nobody uses and that
+/// are still empty.
+pub fn release_placeholders(paths: &[PathBuf]) {
+    let mut g = PLACEHOLDERS.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(map) = g.as_mut() else { return };
+    for p in paths {
+        if let Some(n) = map.get_mut(p) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(p);
+                let _ = std::fs::remove_dir(p);
+            }
+        }
+    }
+}
+
+/// Shutdown: remove every placeholder and the runtime directory.
+pub fn remove_all_placeholders() {
+    let mut g = PLACEHOLDERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(map) = g.take() {
+        for p in map.keys() {
+            let _ = std::fs::remove_dir(p);
+        }
+    }
+    let _ = std::fs::remove_dir_all(runtime_dir());
+}
+
+unsafe fn write_file(path: &std::ffi::CStr, data: &std::ffi::CStr) -> Result<(), i32> {
+    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+    if fd < 0 {
+        return Err(*libc::__errno_location());
+    }
+    let bytes = data.to_bytes();
+    let n = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+    let e = *libc::__errno_location();
+    libc::close(fd);
+    if n != bytes.len() as isize {
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn locked_flags(st: &libc::statvfs) -> libc::c_ulong {
+    let f = st.f_flag;
+    let mut m = 0;
+    for (st_flag, ms) in [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if f & st_flag != 0 {
+            m |= ms;
+        }
+    }
+    m
+}
+
+unsafe fn remount_ro(path: &std::ffi::CStr) -> Result<(), i32> {
+    let mut st: libc::statvfs = std::mem::zeroed();
+    let extra = if libc::statvfs(path.as_ptr(), &mut st) == 0 {
+        locked_flags(&st)
+    } else {
+        0
+    };
+    let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | extra;
+    if libc::mount(
+        std::ptr::null(),
+        path.as_ptr(),
+        std::ptr::null(),
+        flags,
+        std::ptr::null(),
+    ) < 0
+    {
+        return Err(*libc::__errno_location());
+    }
+    Ok(())
+}
+
+/// In the child: enter the namespaces and make the mounts. Returns the errno.
+///
+/// # Safety
+/// Only for a freshly forked, single-threaded child.
+pub unsafe fn apply(plan: &MountPlan) -> Result<(), i32> {
+    let errno = || *libc::__errno_location();
+    if plan.userns {
+        if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) < 0 {
+            return Err(errno());
+        }
+        write_file(c"/proc/self/setgroups", c"deny")?;
+        write_file(c"/proc/self/uid_map", &plan.uid_map)?;
+        write_file(c"/proc/self/gid_map", &plan.gid_map)?;
+    } else if libc::unshare(libc::CLONE_NEWNS) < 0 {
+        return Err(errno());
+    }
+    let null = std::ptr::null();
+    if libc::mount(
+        null,
+        c"/".as_ptr(),
+        null,
+        libc::MS_REC | libc::MS_PRIVATE,
+        std::ptr::null(),
+    ) < 0
+    {
+        return Err(errno());
+    }
+    for op in &plan.ops {
+        match op {
+            MountOp::ReadOnly(p) => {
+                if libc::mount(
+                    p.as_ptr(),
+                    p.as_ptr(),
+                    null,
+                    libc::MS_BIND | libc::MS_REC,
+                    std::ptr::null(),
+                ) < 0
+                {
+                    return Err(errno());
+                }
+                remount_ro(p)?;
+            }
+            MountOp::DenyDir(p) => {
+                let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+                if libc::mount(
+                    c"tmpfs".as_ptr(),
+                    p.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    flags,
+                    c"mode=000".as_ptr().cast(),
+                ) < 0
+                {
+                    return Err(errno());
+                }
+            }
+            MountOp::DenyFile { path, placeholder } => {
+                if libc::mount(
+                    placeholder.as_ptr(),
+                    path.as_ptr(),
+                    null,
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ) < 0
+                {
+                    return Err(errno());
+                }
+                remount_ro(path)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! Integration tests for the filesystem RPCs (PROTOCOL.md §7), through the
+//! built binary. Each test starts its own server and uses its own temp dir.
+
+#[path = "fs/harness.rs"]
+mod harness;
+
+#[path = "fs/copy.rs"]
+mod copy;
+#[path = "fs/dirs.rs"]
+mod dirs;
+#[path = "fs/gate_sandbox.rs"]
+mod gate_sandbox;
+#[path = "fs/handles.rs"]
+mod handles;
+#[path = "fs/paths.rs"]
+mod paths;
+#[path = "fs/perms.rs"]
+mod perms;
+#[path = "fs/read_write.rs"]
+mod read_write;
+#[path = "fs/walk.rs"]
+mod walk;
+#[path = "fs/watch.rs"]
+mod watch;
