@@ -84,9 +84,16 @@ pub struct Builder {
     env_remove: Vec<OsString>,
     cwd: Option<PathBuf>,
     ignore_signals: Vec<i32>,
+    user: Option<(u32, u32)>,
 }
 
 impl Builder {
+    /// Run the server as this uid and gid (the test must be root).
+    pub fn run_as(mut self, uid: u32, gid: u32) -> Self {
+        self.user = Some((uid, gid));
+        self
+    }
+
     /// Start the server with these signals set to `SIG_IGN` (as a parent
     /// such as a background job would leave them).
     pub fn ignore_signals(mut self, sigs: &[i32]) -> Self {
@@ -149,14 +156,23 @@ impl Builder {
         if let Some(cwd) = &self.cwd {
             cmd.current_dir(cwd);
         }
-        if !self.ignore_signals.is_empty() {
+        if !self.ignore_signals.is_empty() || self.user.is_some() {
             use std::os::unix::process::CommandExt;
             let sigs = self.ignore_signals.clone();
-            // SAFETY: only async-signal-safe calls (signal(2)) between fork and exec.
+            let user = self.user;
+            // SAFETY: only async-signal-safe calls between fork and exec.
             unsafe {
                 cmd.pre_exec(move || {
                     for s in &sigs {
                         libc::signal(*s, libc::SIG_IGN);
+                    }
+                    if let Some((uid, gid)) = user {
+                        if libc::setgroups(0, std::ptr::null()) != 0
+                            || libc::setgid(gid) != 0
+                            || libc::setuid(uid) != 0
+                        {
+                            return Err(std::io::Error::last_os_error());
+                        }
                     }
                     Ok(())
                 });
@@ -257,6 +273,7 @@ impl Server {
             env_remove: Vec::new(),
             cwd: None,
             ignore_signals: Vec::new(),
+            user: None,
         }
     }
 
