@@ -138,7 +138,7 @@ fn typed_calls_for_processes_and_the_environment() {
             [
                 "/bin/sh",
                 "-c",
-                "stty size; trap 'stty size' WINCH; while :; do sleep 0.05; done",
+                "stty size; trap 'stty size' WINCH; echo ready; while :; do sleep 0.05; done",
             ],
             &std::env::temp_dir(),
         );
@@ -151,6 +151,7 @@ fn typed_calls_for_processes_and_the_environment() {
         let (_, mut ev) = client.start_with_events(&p).await.unwrap();
         let mut out = String::new();
         let mut resized = false;
+        let mut interrupted = false;
         let deadline = Instant::now() + TIMEOUT;
         let code = loop {
             assert!(Instant::now() < deadline, "terminal output so far: {out:?}");
@@ -162,11 +163,13 @@ fn typed_calls_for_processes_and_the_environment() {
                 Some(ProcessEvent::Output(o)) => {
                     assert_eq!(o.stream, Stream::Pty);
                     out.push_str(&text(&o.chunk.0));
-                    if out.contains("33 101") && !resized {
+                    // Resize once the trap is in place.
+                    if out.contains("33 101") && out.contains("ready") && !resized {
                         resized = true;
                         client.resize("tty", 40, 120).await.unwrap();
                     }
-                    if out.contains("40 120") {
+                    if out.contains("40 120") && !interrupted {
+                        interrupted = true;
                         client.signal("tty", SignalName::Interrupt).await.unwrap();
                     }
                 }

@@ -91,6 +91,8 @@ fn start_sshd() -> Result<Sshd, String> {
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
         .port();
+    // HOME is the temp dir, so the remote shell reads no startup files of the
+    // real user (a ~/.bashrc that runs `pyenv init` can stall for a minute).
     let config = dir.join("sshd_config");
     std::fs::write(
         &config,
@@ -98,9 +100,10 @@ fn start_sshd() -> Result<Sshd, String> {
             "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nAuthorizedKeysFile {}\n\
              PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
              PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile none\n\
-             LogLevel ERROR\nAllowUsers *\n",
+             LogLevel ERROR\nAllowUsers *\nSetEnv HOME={}\n",
             host_key.display(),
-            dir.join("authorized_keys").display()
+            dir.join("authorized_keys").display(),
+            dir.display()
         ),
     )
     .map_err(|e| e.to_string())?;
