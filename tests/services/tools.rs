@@ -4,7 +4,14 @@ use crate::harness::Server;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-fn exec(s: &mut Server, args: Value) -> Value {
+/// `exec_command` without a login shell unless the test asks for one: a login
+/// shell runs the user's profile, which on some machines (pyenv's rehash lock)
+/// leaves a stale lock behind when it is killed during startup, and then every
+/// later login shell waits a minute.
+fn exec(s: &mut Server, mut args: Value) -> Value {
+    if args.get("login").is_none() {
+        args["login"] = json!(false);
+    }
     s.call(
         "tools/call",
         json!({"name": "exec_command", "arguments": args}),
@@ -84,7 +91,12 @@ fn tools_list_advertises_both_tools_with_their_schemas() {
 fn exec_command_that_finishes_inside_the_yield() {
     let mut s = Server::ready();
     let t0 = Instant::now();
-    let r = exec(&mut s, json!({"cmd": "echo hello; echo oops >&2; exit 3"}));
+    // `login` absent means a login shell (`-lc`); this command runs to its end.
+    let r = s.call(
+        "tools/call",
+        json!({"name": "exec_command", "arguments": {
+            "cmd": "shopt -q login_shell && echo login; echo hello; echo oops >&2; exit 3"}}),
+    );
     assert!(
         t0.elapsed() < Duration::from_secs(5),
         "waited for the whole yield"
@@ -94,6 +106,7 @@ fn exec_command_that_finishes_inside_the_yield() {
     assert!(r.get("sessionId").is_none(), "{r}");
     let t = text(&r);
     assert!(t.contains("hello\n") && t.contains("oops\n"), "{t:?}");
+    assert!(t.contains("login\n"), "not a login shell: {t:?}");
     assert_eq!(r["originalTokenCount"], json!(t.len().div_ceil(4)), "{r}");
     assert!(r["wallTimeMs"].as_u64().unwrap() < 5_000, "{r}");
     // Member order as documented.
@@ -112,7 +125,6 @@ fn exec_command_environment_and_workdir() {
             "cmd": "printf '%s|%s|%s|%s|%s|%s|%s\\n' \"$TERM\" \"$NO_COLOR\" \"$PAGER\" \"$LC_ALL\" \"$COLORTERM\" \"$MINE\" \"$(pwd)\"",
             "workdir": dir.to_str().unwrap(),
             "env": {"MINE": "x y", "PAGER": "less"},
-            "login": false,
         }),
     );
     assert_eq!(r["exitCode"], 0, "{r}");
@@ -280,10 +292,7 @@ fn sessions_are_released_once_the_exit_is_reported() {
 #[test]
 fn background_jobs_end_with_their_session() {
     let mut s = Server::ready();
-    let r = exec(
-        &mut s,
-        json!({"cmd": "sleep 60 >/dev/null 2>&1 & echo $!", "login": false}),
-    );
+    let r = exec(&mut s, json!({"cmd": "sleep 60 >/dev/null 2>&1 & echo $!"}));
     assert_eq!(r["exitCode"], 0, "{r}");
     let pid: i32 = text(&r).trim().parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
