@@ -7,7 +7,9 @@
 pub mod cli;
 pub mod client;
 pub mod fs;
+pub mod http;
 pub mod process;
 pub mod protocol;
 pub mod sandbox;
 pub mod server;
+pub mod tools;

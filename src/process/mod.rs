@@ -115,6 +115,12 @@ impl ProcessManager {
         self.records().map.get(id).cloned()
     }
 
+    /// The record of `id`, for owners of silent records (tool sessions) that
+    /// collect output and wait on it themselves.
+    pub fn lookup(&self, id: &str) -> Option<Arc<Record>> {
+        self.get(id)
+    }
+
     /// Forget a record whose start failed.
     fn abandon(&self, rec: &Arc<Record>) {
         let mut r = self.records();
@@ -140,6 +146,23 @@ impl ProcessManager {
     }
 
     pub async fn start(self: &Arc<Self>, p: StartParams) -> Result<StartResult, ProcessError> {
+        self.start_record(p, false).await
+    }
+
+    /// Start a silent record: no notifications; output is kept for `process/read`
+    /// and in the record's collection window (tool sessions, §11).
+    pub async fn start_silent(
+        self: &Arc<Self>,
+        p: StartParams,
+    ) -> Result<StartResult, ProcessError> {
+        self.start_record(p, true).await
+    }
+
+    async fn start_record(
+        self: &Arc<Self>,
+        p: StartParams,
+        silent: bool,
+    ) -> Result<StartResult, ProcessError> {
         if let Some(size) = &p.size {
             size.check().map_err(ProcessError::InvalidParams)?;
         }
@@ -179,7 +202,7 @@ impl ProcessManager {
             if r.open >= MAX_OPEN {
                 return Err(ProcessError::TooMany);
             }
-            let rec = Record::new(p.process_id.clone(), p.tty);
+            let rec = Record::new(p.process_id.clone(), p.tty, silent);
             r.map.insert(p.process_id.clone(), rec.clone());
             r.open += 1;
             rec

@@ -79,6 +79,9 @@ pub struct State {
     pub terminating: bool,
     pub pty: Option<Arc<OwnedFd>>,
     pub sandboxed: bool,
+    /// Silent records only: output not yet collected by the owner (a tool
+    /// session), bounded like [`Retention`]; the owner takes it whole.
+    pub window: Option<Retention>,
 }
 
 /// A `process/write` or `process/closeStdin`, queued in wire order.
@@ -93,6 +96,9 @@ pub type InboxReply =
 pub struct Record {
     pub id: String,
     pub tty: bool,
+    /// A silent record (a tool session, §11) sends no notifications; its output is
+    /// retained for `process/read` and collected through [`State::window`].
+    pub silent: bool,
     /// Writes and closes are handled one at a time in the order they arrived, so
     /// pipelined writes reach the child in wire order.
     pub inbox: mpsc::UnboundedSender<(InboxMsg, InboxReply)>,
@@ -106,11 +112,12 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn new(id: String, tty: bool) -> Arc<Self> {
+    pub fn new(id: String, tty: bool, silent: bool) -> Arc<Self> {
         let (inbox, rx) = mpsc::unbounded_channel();
         let rec = Arc::new(Record {
             id,
             tty,
+            silent,
             inbox,
             state: Mutex::new(State {
                 phase: Phase::Starting,
@@ -125,6 +132,7 @@ impl Record {
                 terminating: false,
                 pty: None,
                 sandboxed: false,
+                window: silent.then(Retention::default),
             }),
             changed: Notify::new(),
             force_close: Notify::new(),
@@ -251,28 +259,36 @@ impl Pump {
     }
 
     async fn emit_output(&self, stream: Stream, bytes: &[u8]) {
-        let permit = self
-            .budget
-            .clone()
-            .acquire_many_owned(bytes.len() as u32)
-            .await
-            .expect("the budget semaphore is never closed");
+        // Silent records send nothing, so they need no unsent budget (§2.5).
+        let permit = if self.rec.silent {
+            None
+        } else {
+            let p = self.budget.clone().acquire_many_owned(bytes.len() as u32);
+            Some(p.await.expect("the budget semaphore is never closed"))
+        };
         let b64: Arc<str> = protocol::bytes::encode(bytes).into();
         let seq = {
             let mut st = self.rec.lock();
             let seq = st.next_seq;
             st.next_seq += 1;
-            st.retention.push(Retained {
+            let chunk = Retained {
                 seq,
                 stream,
                 len: bytes.len(),
                 b64: b64.clone(),
-            });
+            };
+            if let Some(w) = st.window.as_mut() {
+                w.push(chunk.clone());
+            }
+            st.retention.push(chunk);
             seq
         };
         self.rec.changed.notify_waiters();
+        if self.rec.silent {
+            return;
+        }
         let line = protocol::output_line(&self.rec.id, seq, stream, &b64);
-        self.out.send(line, Some(permit)).await;
+        self.out.send(line, permit).await;
     }
 
     async fn handle(&self, src: &mut Source, r: io::Result<ReadOutcome>, buf: &[u8]) {
@@ -319,6 +335,9 @@ impl Pump {
         };
         let _ = self.rec.exited.send(true);
         self.rec.changed.notify_waiters();
+        if self.rec.silent {
+            return;
+        }
         let params = ExitedParams {
             process_id: self.rec.id.clone(),
             seq,
@@ -346,6 +365,9 @@ impl Pump {
         };
         self.rec.changed.notify_waiters();
         on_closed();
+        if self.rec.silent {
+            return;
+        }
         let params = ClosedParams {
             process_id: self.rec.id.clone(),
             seq,

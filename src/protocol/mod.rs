@@ -4,8 +4,10 @@
 pub mod bytes;
 pub mod fs;
 pub mod handshake;
+pub mod http;
 pub mod paths;
 pub mod process;
+pub mod tools;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -19,7 +21,7 @@ pub mod codes {
     pub const INTERNAL: i64 = -32603;
 }
 
-/// Method names (PROTOCOL.md §4–§6).
+/// Method names (PROTOCOL.md §4–§7, §11, §12).
 pub mod methods {
     pub const INITIALIZE: &str = "initialize";
     pub const INITIALIZED: &str = "initialized";
@@ -50,6 +52,10 @@ pub mod methods {
     pub const PROCESS_OUTPUT: &str = "process/output";
     pub const PROCESS_EXITED: &str = "process/exited";
     pub const PROCESS_CLOSED: &str = "process/closed";
+    pub const TOOLS_LIST: &str = "tools/list";
+    pub const TOOLS_CALL: &str = "tools/call";
+    pub const HTTP_REQUEST: &str = "http/request";
+    pub const HTTP_REQUEST_BODY_DELTA: &str = "http/request/bodyDelta";
 }
 
 /// A request id: a string or a signed 64-bit integer, echoed exactly as received.

@@ -5,6 +5,7 @@ use super::decode::{classify, Incoming};
 use super::error::RpcError;
 use super::transport::{InputEvent, Outbound};
 use crate::fs::FsService;
+use crate::http::HttpService;
 use crate::process::ProcessManager;
 use crate::protocol::handshake::{
     EnvironmentInfo, InitializeParams, InitializeResult, StatusResult,
@@ -13,6 +14,7 @@ use crate::protocol::process::*;
 use crate::protocol::{
     self, methods, EmptyResult, ErrorOut, NoParams, RequestId, ResponseOut, MALFORMED_ID,
 };
+use crate::tools::ToolsService;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -59,6 +61,8 @@ pub fn family(method: &str) -> Option<&'static str> {
         | methods::FS_WRITE_BLOCK
         | methods::FS_CLOSE
         | methods::FS_WATCH_MISSING => Some("filesystem"),
+        methods::TOOLS_LIST | methods::TOOLS_CALL => Some("tools"),
+        methods::HTTP_REQUEST => Some("http"),
         _ => None,
     }
 }
@@ -67,6 +71,8 @@ pub fn family(method: &str) -> Option<&'static str> {
 pub struct Services {
     pub procs: Arc<ProcessManager>,
     pub fs: FsService,
+    pub tools: ToolsService,
+    pub http: HttpService,
     pub info: EnvironmentInfo,
 }
 
@@ -105,9 +111,18 @@ fn ok<T: Serialize>(v: T) -> Result<Box<RawValue>, RpcError> {
 impl Dispatcher {
     pub fn new(out: Outbound, procs: Arc<ProcessManager>, info: EnvironmentInfo) -> Self {
         let fs = FsService::new(out.clone());
+        let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+        let tools = ToolsService::new(procs.clone(), info.shell.path.clone(), cwd);
+        let http = HttpService::new(out.clone());
         Dispatcher {
             out,
-            services: Arc::new(Services { procs, fs, info }),
+            services: Arc::new(Services {
+                procs,
+                fs,
+                tools,
+                http,
+                info,
+            }),
             session_id: uuid::Uuid::new_v4().to_string(),
             state: Handshake::New,
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
@@ -334,6 +349,17 @@ async fn handle(
             let r = fs.watch_missing(p)?;
             let watches = fs.watches.clone();
             *after = Some(Box::new(move || watches.arm(id)));
+            ok(r)
+        }
+        methods::TOOLS_LIST => {
+            no_params(params)?;
+            ok(s.tools.list())
+        }
+        methods::TOOLS_CALL => ok(s.tools.call(decode(params)?).await?),
+        methods::HTTP_REQUEST => {
+            // Body frames of a streamed response must follow the response (§2.4).
+            let (r, frames) = s.http.request(decode(params)?).await?;
+            *after = frames;
             ok(r)
         }
         other => Err(RpcError::method_not_found(other)),

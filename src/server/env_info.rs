@@ -23,6 +23,7 @@ pub const EXTENSIONS: &[&str] = &[
     "process/resize",
     "process/closeStdin",
     "fs/readDirectory.isSymlink",
+    "tools",
 ];
 
 fn is_executable(p: &Path) -> bool {

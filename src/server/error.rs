@@ -1,10 +1,12 @@
 //! The one place that turns typed errors into JSON-RPC codes (PROTOCOL.md §3.3).
 
 use crate::fs::FsError;
+use crate::http::HttpError;
 use crate::process::ProcessError;
 use crate::protocol::codes;
 use crate::protocol::paths::PathError;
 use crate::protocol::ErrorObject;
+use crate::tools::ToolsError;
 use std::fmt;
 
 /// An error answer: a code and a message, ready for the wire.
@@ -130,6 +132,34 @@ impl From<FsError> for RpcError {
     }
 }
 
+impl From<ToolsError> for RpcError {
+    fn from(e: ToolsError) -> Self {
+        match e {
+            ToolsError::UnknownTool(_) | ToolsError::Arguments { .. } => {
+                RpcError::invalid_params(e.to_string())
+            }
+            ToolsError::Process(p) => p.into(),
+        }
+    }
+}
+
+impl From<HttpError> for RpcError {
+    fn from(e: HttpError) -> Self {
+        let code = match &e {
+            HttpError::Method(_)
+            | HttpError::Url(_)
+            | HttpError::Scheme(_)
+            | HttpError::HeaderName(_)
+            | HttpError::HeaderValue { .. }
+            | HttpError::StreamActive(_) => codes::INVALID_PARAMS,
+            HttpError::Failed(_) | HttpError::BodyRead(_) | HttpError::BodyTooLarge => {
+                codes::INTERNAL
+            }
+        };
+        RpcError::new(code, e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +190,23 @@ mod tests {
             RpcError::from(FsError::Io(std::io::Error::from_raw_os_error(2))).message,
             "No such file or directory (os error 2)"
         );
+    }
+
+    #[test]
+    fn tool_and_http_errors_map_to_their_codes() {
+        let e: RpcError = ToolsError::UnknownTool("x".into()).into();
+        assert_eq!((e.code, e.message.as_str()), (-32602, "unknown tool `x`"));
+        let e: RpcError = HttpError::StreamActive("r".into()).into();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                -32602,
+                "http/request streamResponse requestId `r` is already active"
+            )
+        );
+        let e: RpcError = HttpError::BodyTooLarge.into();
+        assert_eq!(e.code, -32603);
+        assert_eq!(RpcError::from(HttpError::Failed("x".into())).code, -32603);
     }
 
     #[test]

@@ -107,13 +107,11 @@ fn gate_filesystem_methods() {
 }
 
 #[test]
-#[ignore = "issue 10: http/request is not implemented yet (it answers -32601 in every state)"]
 fn gate_http_methods() {
     check_gate(&["http"]);
 }
 
 #[test]
-#[ignore = "issue 10: tools/* are not implemented yet (they answer -32601 in every state)"]
 fn gate_tools_methods() {
     check_gate(&["tools"]);
 }
@@ -693,7 +691,7 @@ const CAPABILITIES: [&str; 15] = [
 
 /// The extensions this build implements and advertises (docs/protocol.md): an
 /// extension is listed only once it works.
-const EXTENSIONS: [&str; 10] = [
+const EXTENSIONS: [&str; 11] = [
     "paths.plain",
     "process/start.size",
     "process/write.optionalWriteId",
@@ -704,15 +702,15 @@ const EXTENSIONS: [&str; 10] = [
     "process/resize",
     "process/closeStdin",
     "fs/readDirectory.isSymlink",
+    "tools",
 ];
 
 /// Protocol-1 extensions that are not implemented yet, so not advertised.
-const NOT_YET: [&str; 5] = [
+const NOT_YET: [&str; 4] = [
     "process/start.sandboxMode",
     "process/start.sandboxReport",
     "process/start.escalation",
     "process/approveExec",
-    "tools",
 ];
 
 #[test]

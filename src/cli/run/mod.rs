@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 const ID: &str = "run";
 const USAGE_EXIT: i32 = 2;
@@ -176,6 +176,15 @@ async fn run_async(args: RunArgs, server: Server) -> i32 {
             return FAILURE_EXIT;
         }
     };
+    // Catch the signals before the command starts, so none is lost (or, for
+    // SIGINT, kills us) in between.
+    let signals = match Signals::catch(params.tty) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tether run: cannot catch signals: {e}");
+            return FAILURE_EXIT;
+        }
+    };
     let mut events = client.subscribe(ID);
     match client.start(&params).await {
         Ok(_) => {}
@@ -193,10 +202,10 @@ async fn run_async(args: RunArgs, server: Server) -> i32 {
     let client = Arc::new(client);
     let mut tasks = vec![
         tokio::spawn(forward_stdin(client.clone(), params.tty)),
-        tokio::spawn(forward_signals(client.clone())),
+        tokio::spawn(forward_signals(client.clone(), signals.forwarded)),
     ];
-    if params.tty {
-        tasks.push(tokio::spawn(follow_window_size(client.clone())));
+    if let Some(winch) = signals.winch {
+        tasks.push(tokio::spawn(follow_window_size(client.clone(), winch)));
     }
 
     let mut code = None;
@@ -336,14 +345,35 @@ async fn forward_stdin(client: Arc<Client>, tty: bool) {
     }
 }
 
-async fn forward_signals(client: Arc<Client>) {
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        return;
-    };
+/// The signals `tether run` handles: SIGINT, SIGTERM, SIGHUP (passed on), and
+/// SIGWINCH with `--tty`.
+struct Signals {
+    forwarded: Forwarded,
+    winch: Option<Signal>,
+}
+
+/// SIGINT, SIGTERM, SIGHUP.
+struct Forwarded(Signal, Signal, Signal);
+
+impl Signals {
+    fn catch(tty: bool) -> std::io::Result<Signals> {
+        Ok(Signals {
+            forwarded: Forwarded(
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::hangup())?,
+            ),
+            winch: if tty {
+                Some(signal(SignalKind::window_change())?)
+            } else {
+                None
+            },
+        })
+    }
+}
+
+async fn forward_signals(client: Arc<Client>, signals: Forwarded) {
+    let Forwarded(mut int, mut term, mut hup) = signals;
     loop {
         let sig = tokio::select! {
             _ = int.recv() => SignalName::Interrupt,
@@ -355,10 +385,7 @@ async fn forward_signals(client: Arc<Client>) {
 }
 
 /// SIGWINCH → `process/resize` with our terminal's new size.
-async fn follow_window_size(client: Arc<Client>) {
-    let Ok(mut winch) = signal(SignalKind::window_change()) else {
-        return;
-    };
+async fn follow_window_size(client: Arc<Client>, mut winch: Signal) {
     while winch.recv().await.is_some() {
         if let Some(size) = tty::window_size() {
             let _ = client.resize(ID, size.rows, size.cols).await;

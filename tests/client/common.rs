@@ -1,0 +1,176 @@
+//! Helpers: the binary, temp dirs, marker scans of /proc, running commands with
+//! a deadline. Every wait has a timeout so a broken build fails instead of hanging.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+/// The variable that marks every process a test starts through a server.
+pub const MARKER: &str = "TETHER_CLIENT_TEST_MARKER";
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tether"))
+}
+
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
+}
+
+pub fn temp_dir(prefix: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(unique(&format!("tether-client-{prefix}")));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Pids of live processes whose environment has `MARKER=<marker>`.
+pub fn marked(marker: &str) -> Vec<u32> {
+    let want = format!("{MARKER}={marker}");
+    let mut pids = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|kv| kv == want.as_bytes()) && !is_zombie(pid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+/// Wait until `marked(marker)` has at least `n` processes; panics after TIMEOUT.
+pub fn wait_marked(marker: &str, n: usize) -> Vec<u32> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let p = marked(marker);
+        if p.len() >= n {
+            return p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {p:?} of {n} marked processes appeared"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Wait until no process carries `marker`; returns how long that took, or the
+/// survivors after `within` (which it then SIGKILLs).
+pub fn gone_within(marker: &str, within: Duration) -> Result<Duration, Vec<u32>> {
+    let t = Instant::now();
+    loop {
+        let p = marked(marker);
+        if p.is_empty() {
+            return Ok(t.elapsed());
+        }
+        if t.elapsed() > within {
+            for pid in &p {
+                // SAFETY: cleaning up our own test's leftovers.
+                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+            }
+            return Err(p);
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn pid_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    let exists = unsafe { libc::kill(pid as i32, 0) == 0 };
+    exists && !is_zombie(pid)
+}
+
+/// Run `cmd` with `input` on stdin; kill it and panic after `TIMEOUT`.
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let w = thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let o = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let e = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("did not finish within {TIMEOUT:?}: {cmd:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    let _ = w.join();
+    Output {
+        status,
+        stdout: o.join().unwrap(),
+        stderr: e.join().unwrap(),
+    }
+}
+
+/// `tether ARGS` with no input.
+pub fn tether(args: &[&str]) -> Output {
+    run_with_input(Command::new(bin()).args(args), b"")
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A multi-threaded runtime for library tests.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The server command for the built binary.
+pub fn server() -> tether::client::ServerCommand {
+    tether::client::ServerCommand::new(bin()).arg("exec-server")
+}

@@ -1,0 +1,12 @@
+//! Black-box tests of the higher-level services through the built binary:
+//! unified-exec tools (PROTOCOL.md §11) and `http/request` (§12). Every HTTP
+//! exchange goes to a test server on 127.0.0.1 that the tests start themselves.
+
+#[path = "services/harness.rs"]
+mod harness;
+#[path = "services/http.rs"]
+mod http;
+#[path = "services/httpd.rs"]
+mod httpd;
+#[path = "services/tools.rs"]
+mod tools;
