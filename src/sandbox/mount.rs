@@ -200,6 +200,9 @@ pub unsafe fn apply(plan: &MountPlan) -> Result<(), i32> {
         if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) < 0 {
             return Err(errno());
         }
+        // The server is non-dumpable, and so is this child until it execs: its
+        // /proc/self files would belong to root and the maps could not be written.
+        libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
         write_file(c"/proc/self/setgroups", c"deny")?;
         write_file(c"/proc/self/uid_map", &plan.uid_map)?;
         write_file(c"/proc/self/gid_map", &plan.gid_map)?;
@@ -220,17 +223,32 @@ pub unsafe fn apply(plan: &MountPlan) -> Result<(), i32> {
     for op in &plan.ops {
         match op {
             MountOp::ReadOnly(p) => {
-                if libc::mount(
-                    p.as_ptr(),
-                    p.as_ptr(),
-                    null,
-                    libc::MS_BIND | libc::MS_REC,
-                    std::ptr::null(),
-                ) < 0
-                {
-                    return Err(errno());
+                // A placeholder another server removed since we planned (its
+                // directory vanishing also detaches our bind): make it again (it
+                // stays behind, empty) rather than leave the name open.
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    let r = if libc::mount(
+                        p.as_ptr(),
+                        p.as_ptr(),
+                        null,
+                        libc::MS_BIND | libc::MS_REC,
+                        std::ptr::null(),
+                    ) < 0
+                    {
+                        Err(errno())
+                    } else {
+                        remount_ro(p)
+                    };
+                    match r {
+                        Ok(()) => break,
+                        Err(libc::ENOENT) if tries < 4 => {
+                            libc::mkdir(p.as_ptr(), 0o777);
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
-                remount_ro(p)?;
             }
             MountOp::DenyDir(p) => {
                 let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
