@@ -104,32 +104,60 @@ fn server_program_with_args() {
 }
 
 #[test]
-fn sandbox_is_not_yet_supported() {
-    for (args, name) in [
-        (
-            &["run", "--sandbox", "read-only", "--", "true"][..],
+fn sandbox_policies_confine_the_command() {
+    let ws = temp_dir("run-sbx-ws");
+    // Outside /tmp, which workspace-write makes writable.
+    let extra = std::path::PathBuf::from("/var/tmp").join(unique("run-sbx-extra"));
+    std::fs::create_dir_all(&extra).unwrap();
+    let outside = std::path::PathBuf::from("/var/tmp").join(unique("run-sbx-out"));
+    std::fs::create_dir_all(&outside).unwrap();
+    let script = format!(
+        "echo a > {ws}/a; echo b > {extra}/b; echo c > {out}/c; echo done",
+        ws = ws.display(),
+        extra = extra.display(),
+        out = outside.display()
+    );
+    // read-only: nothing is written anywhere.
+    let out = run_with_input(
+        Command::new(bin()).current_dir(&ws).args([
+            "run",
+            "--sandbox",
             "read-only",
-        ),
-        (
-            &[
-                "run",
-                "--sandbox",
-                "workspace-write",
-                "--writable",
-                "/tmp",
-                "--",
-                "true",
-            ],
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ]),
+        b"",
+    );
+    assert_eq!(text(&out.stdout), "done\n", "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Permission denied"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!ws.join("a").exists() && !extra.join("b").exists() && !outside.join("c").exists());
+    // workspace-write: the cwd and --writable, not elsewhere; exit code passes through.
+    let out = run_with_input(
+        Command::new(bin()).current_dir(&ws).args([
+            "run",
+            "--sandbox",
             "workspace-write",
-        ),
-    ] {
-        let out = tether(args);
-        assert_eq!(out.status.code(), Some(2));
-        assert_eq!(
-            text(&out.stderr),
-            format!("tether run: --sandbox {name} is not yet supported: this version of tether cannot enforce sandbox policies\n")
-        );
-        assert!(out.stdout.is_empty());
+            "--writable",
+            extra.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            &format!("{script}; test ! -e {}/c", outside.display()),
+        ]),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(ws.join("a")).unwrap(), "a\n");
+    assert_eq!(std::fs::read_to_string(extra.join("b")).unwrap(), "b\n");
+    assert!(!outside.join("c").exists());
+    for d in [&ws, &extra, &outside] {
+        let _ = std::fs::remove_dir_all(d);
     }
     let out = tether(&["run", "--sandbox", "full", "--", "true"]);
     assert_eq!(out.status.code(), Some(2));

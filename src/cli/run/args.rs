@@ -48,7 +48,9 @@ pub struct RunArgs {
     #[arg(long = "set", value_name = "K=V", value_parser = parse_set)]
     pub set: Vec<(String, String)>,
 
-    /// Sandbox policy for the command (not yet supported)
+    /// Sandbox the command: read-only (read everything, write nothing) or
+    /// workspace-write (also write the cwd, /tmp, $TMPDIR and each --writable);
+    /// the network is restricted in both
     #[arg(long, value_enum, value_name = "POLICY")]
     pub sandbox: Option<SandboxArg>,
 

@@ -46,16 +46,6 @@ struct Server {
 
 /// Run the command and return the exit code to exit with. Errors are printed.
 pub fn run(args: RunArgs) -> i32 {
-    if let Some(s) = args.sandbox {
-        let name = match s {
-            SandboxArg::ReadOnly => "read-only",
-            SandboxArg::WorkspaceWrite => "workspace-write",
-        };
-        eprintln!(
-            "tether run: --sandbox {name} is not yet supported: this version of tether cannot enforce sandbox policies"
-        );
-        return USAGE_EXIT;
-    }
     let server = match choose_server(&args) {
         Ok(s) => s,
         Err(msg) => {
@@ -315,12 +305,42 @@ fn start_params(args: &RunArgs, server: &Server, server_cwd: Option<&str>) -> Re
         tty: args.tty,
         pipe_stdin: Some(true),
         arg0: None,
-        sandbox: None,
+        sandbox: sandbox_context(args, &cwd)?,
         enforce_managed_network: None,
         size: if args.tty { tty::window_size() } else { None },
         sandbox_mode: None,
         escalation: None,
     })
+}
+
+/// The `--sandbox` policy as a legacy sandbox context (PROTOCOL.md §8.2): read
+/// everything; with workspace-write also write the command's cwd, /tmp, $TMPDIR
+/// and every `--writable` directory. The network is restricted.
+fn sandbox_context(args: &RunArgs, cwd: &std::path::Path) -> Result<Option<serde_json::Value>> {
+    let Some(policy) = args.sandbox else {
+        return Ok(None);
+    };
+    let here = std::env::current_dir().context("cannot read the current directory")?;
+    let permissions = match policy {
+        SandboxArg::ReadOnly => serde_json::json!({"type": "read-only", "network_access": false}),
+        SandboxArg::WorkspaceWrite => {
+            let roots: Vec<String> = args
+                .writable
+                .iter()
+                .map(|d| {
+                    to_uri(&if d.is_absolute() {
+                        d.clone()
+                    } else {
+                        here.join(d)
+                    })
+                })
+                .collect();
+            serde_json::json!({"type": "workspace-write", "writable_roots": roots, "network_access": false})
+        }
+    };
+    Ok(Some(
+        serde_json::json!({"permissions": permissions, "cwd": to_uri(cwd)}),
+    ))
 }
 
 /// Our stdin to the command's; at end of input close its stdin (pipes) or send
