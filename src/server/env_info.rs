@@ -15,6 +15,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const EXTENSIONS: &[&str] = &[
     "paths.plain",
     "process/start.size",
+    "process/start.sandboxMode",
+    "process/start.sandboxReport",
     "process/write.optionalWriteId",
     "process/read.loss",
     "process/signal.signals",

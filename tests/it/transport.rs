@@ -691,9 +691,11 @@ const CAPABILITIES: [&str; 15] = [
 
 /// The extensions this build implements and advertises (docs/protocol.md): an
 /// extension is listed only once it works.
-const EXTENSIONS: [&str; 11] = [
+const EXTENSIONS: [&str; 13] = [
     "paths.plain",
     "process/start.size",
+    "process/start.sandboxMode",
+    "process/start.sandboxReport",
     "process/write.optionalWriteId",
     "process/read.loss",
     "process/signal.signals",
@@ -706,9 +708,7 @@ const EXTENSIONS: [&str; 11] = [
 ];
 
 /// Protocol-1 extensions that are not implemented yet, so not advertised.
-const NOT_YET: [&str; 4] = [
-    "process/start.sandboxMode",
-    "process/start.sandboxReport",
+const NOT_YET: [&str; 2] = [
     "process/start.escalation",
     "process/approveExec",
 ];
