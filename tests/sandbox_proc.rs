@@ -166,7 +166,7 @@ fn carve_outs_are_read_only_and_missing_ones_cannot_be_created() {
         "c",
         &d.ws,
         &workspace_write(&d.ws),
-        "cat .git/config; echo x >> .git/config; rm -f .git/config; mv .git .git-moved; touch .git/new; mkdir .codex; touch .codex/x; mkdir -p .agents/skills; echo ok > fine.txt",
+        "cat .git/config; echo x >> .git/config; rm -f .git/config; mv .git .git-moved; touch .git/new; mkdir .codex; touch .codex/x; mkdir -p .agents/skills; umount .git; umount -l .git; mount -o remount,rw .git; echo again >> .git/config; echo ok > fine.txt",
     );
     assert!(o.output.starts_with("[core]\n"), "{}", o.output);
     assert_eq!(
