@@ -375,6 +375,49 @@ print(open(\"/proc/self/status\").read())\n"
 }
 
 #[test]
+fn root_powers_that_step_around_the_sandbox_are_dropped() {
+    let d = Dirs::new("caps");
+    let mut s = Server::ready();
+    // As root: a block device node in the writable workspace would give raw disk
+    // access; kernel modules and mounts are out too.
+    let code = "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n\
+try:\n    os.mknod(\"disk\", 0o600 | 0o060000, os.makedev(8, 0)); print(\"mknod ok\")\nexcept OSError as e:\n    print(\"mknod denied\", e.errno)\n\
+r = libc.syscall(175, None, 0, b\"\"); print(\"init_module\", r, ctypes.get_errno())\n\
+print(open(\"/proc/self/status\").read())\n";
+    let o = py(&mut s, "c", &d.ws, &workspace_write(&d.ws), code);
+    assert!(o.output.contains("mknod denied 1"), "{}", o.output);
+    assert!(!d.ws.join("disk").exists());
+    // EPERM, or ENOSYS on a kernel built without module support.
+    assert!(
+        o.output.contains("init_module -1 1\n") || o.output.contains("init_module -1 38\n"),
+        "{}",
+        o.output
+    );
+    let bnd = o
+        .output
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:\t"))
+        .map(|h| u64::from_str_radix(h.trim(), 16).unwrap())
+        .expect("CapBnd in /proc/self/status");
+    for cap in [16, 17, 21, 27, 39] {
+        assert_eq!(
+            bnd & (1 << cap),
+            0,
+            "capability {cap} still in the bounding set: {bnd:x}"
+        );
+    }
+    // Without a sandbox nothing is dropped.
+    let r = s.run(
+        "plain",
+        &["/bin/sh", "-c", "grep CapBnd /proc/self/status"],
+        json!({}),
+    );
+    let line = String::from_utf8_lossy(&r.stdout).into_owned();
+    let plain = u64::from_str_radix(line.trim().trim_start_matches("CapBnd:").trim(), 16).unwrap();
+    assert_ne!(plain & (1 << 21), 0, "{line}");
+}
+
+#[test]
 fn an_unprivileged_server_sandboxes_the_same_way() {
     let d = Dirs::new("nobody");
     // nobody must own the carve-out to make its own namespace mounts on it.

@@ -280,6 +280,7 @@ const STAGE_MOUNT: u32 = 1;
 const STAGE_NNP: u32 = 2;
 const STAGE_LANDLOCK: u32 = 3;
 const STAGE_SECCOMP: u32 = 4;
+const STAGE_CAPS: u32 = 5;
 
 /// Fork and exec on the spawner thread.
 fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
@@ -371,6 +372,7 @@ fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
             STAGE_NNP => "PR_SET_NO_NEW_PRIVS",
             STAGE_LANDLOCK => "Landlock restrict_self",
             STAGE_SECCOMP => "installing the seccomp filter",
+            STAGE_CAPS => "dropping capabilities",
             _ => return Err(err.into()),
         };
         return Err(SpawnError::Sandbox(format!("{step} failed: {err}")));
@@ -515,8 +517,13 @@ unsafe fn child_main(c: &ChildCtx<'_>) -> ! {
     if libc::chdir(c.cwd) < 0 {
         fail(c.err_fd, errno());
     }
-    if c.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
-        fail_at(c.err_fd, STAGE_NNP, errno());
+    if c.no_new_privs {
+        if let Err(e) = crate::sandbox::caps::drop_dangerous() {
+            fail_at(c.err_fd, STAGE_CAPS, e);
+        }
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
+            fail_at(c.err_fd, STAGE_NNP, errno());
+        }
     }
     if let Some(fd) = c.landlock {
         if libc::syscall(libc::SYS_landlock_restrict_self, fd, 0u32) < 0 {

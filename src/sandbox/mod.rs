@@ -2,6 +2,7 @@
 //! Landlock and seccomp ([`landlock`], [`seccomp`]), the mount layer ([`mount`]),
 //! and the host probe.
 
+pub mod caps;
 pub mod landlock;
 pub mod mount;
 pub mod plan;
