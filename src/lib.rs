@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod client;
 pub mod fs;
+pub mod fs_helper;
 pub mod process;
 pub mod protocol;
 pub mod sandbox;

@@ -377,14 +377,13 @@ fn codex_exec_marked(
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let run = Run {
+    Run {
         status,
         stdout: t1.join().unwrap(),
         stderr: t2.join().unwrap(),
         marker,
         server_log: home.join("server.log"),
-    };
-    run
+    }
 }
 
 /// Pids of live processes whose environment carries `marker`.

@@ -104,7 +104,7 @@ fn ok<T: Serialize>(v: T) -> Result<Box<RawValue>, RpcError> {
 
 impl Dispatcher {
     pub fn new(out: Outbound, procs: Arc<ProcessManager>, info: EnvironmentInfo) -> Self {
-        let fs = FsService::new(out.clone());
+        let fs = FsService::new(out.clone(), procs.spawner());
         Dispatcher {
             out,
             services: Arc::new(Services { procs, fs, info }),
