@@ -296,30 +296,30 @@ fn argv0_codex_fs_dispatch() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Until its issue lands, the execve-wrapper mode dispatches and says so plainly.
+/// Until its issue lands, the execve-wrapper mode dispatches and says so plainly
+/// (codex-fs is implemented: see `codex_fs_mode_dispatch`).
 #[test]
 fn helper_modes_dispatch_and_say_not_implemented_yet() {
-    for mode in ["execve-wrapper"] {
-        let out = run_with_input(Command::new(bin()).args([mode, "/bin/true", "true"]), b"{}");
-        assert_eq!(out.status.code(), Some(2), "{mode}: {}", text(&out.stderr));
-        assert!(
-            text(&out.stderr).contains(&format!("tether {mode}: not implemented yet")),
-            "{mode}: {}",
-            text(&out.stderr)
-        );
-        assert!(out.stdout.is_empty(), "{mode} wrote to stdout");
-        let dir = links();
-        let out = run_with_input(
-            Command::new(dir.join(mode)).args(["/bin/true", "true"]),
-            b"{}",
-        );
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{mode} via link: {}",
-            text(&out.stderr)
-        );
-        assert!(text(&out.stderr).contains("not implemented yet"));
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    let mode = "execve-wrapper";
+    let out = run_with_input(Command::new(bin()).args([mode, "/bin/true", "true"]), b"{}");
+    assert_eq!(out.status.code(), Some(2), "{mode}: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("tether {mode}: not implemented yet")),
+        "{mode}: {}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "{mode} wrote to stdout");
+    let dir = links();
+    let out = run_with_input(
+        Command::new(dir.join(mode)).args(["/bin/true", "true"]),
+        b"{}",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{mode} via link: {}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("not implemented yet"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
