@@ -14,7 +14,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), tether::client::ClientError> {
 //! use tether::client::{start_params, Client, ConnectOptions, ProcessEvent, ServerCommand};
-//! let client = Client::connect(
+//! let (client, _init) = Client::connect(
 //!     &ServerCommand::new("tether").arg("exec-server"),
 //!     ConnectOptions::new("my-agent"),
 //! )
