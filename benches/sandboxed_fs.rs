@@ -7,11 +7,12 @@
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 struct Server {
-    stdin: ChildStdin,
+    child: Child,
+    stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
     next: i64,
 }
@@ -26,9 +27,12 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn tether");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
         let mut s = Server {
-            stdin: child.stdin.take().unwrap(),
-            stdout: BufReader::new(child.stdout.take().unwrap()),
+            child,
+            stdin,
+            stdout,
             next: 1,
         };
         s.call("initialize", json!({"clientName": "bench"}));
@@ -39,8 +43,9 @@ impl Server {
     fn send_line(&mut self, v: &Value) {
         let mut l = serde_json::to_vec(v).unwrap();
         l.push(b'\n');
-        self.stdin.write_all(&l).unwrap();
-        self.stdin.flush().unwrap();
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(&l).unwrap();
+        stdin.flush().unwrap();
     }
 
     fn call(&mut self, method: &str, params: Value) -> Value {
@@ -60,6 +65,14 @@ impl Server {
                 return v["result"].clone();
             }
         }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // End of stdin shuts the server down.
+        drop(self.stdin.take());
+        let _ = self.child.wait();
     }
 }
 
