@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod client;
 pub mod fs;
+pub mod fs_helper;
 pub mod http;
 pub mod process;
 pub mod protocol;

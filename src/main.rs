@@ -10,7 +10,7 @@ const ABOUT: &str = "Tether: a stdio JSON-RPC executor for the Codex CLI and oth
 
 Modes (pick one by name, or by invoking a symlink with that name):
   exec-server     JSON-RPC server on stdin/stdout (newline-delimited JSON)
-  codex-fs        sandbox helper: one filesystem operation (not implemented yet)
+  codex-fs        sandbox helper: one filesystem operation (JSON on stdin)
   execve-wrapper  exec wrapper of a patched bash (not implemented yet)
 
 User commands:
@@ -30,7 +30,7 @@ struct Cli {
 enum Mode {
     /// JSON-RPC server on stdin/stdout; exits when stdin closes, killing what it started
     ExecServer(ExecServerArgs),
-    /// Sandbox helper: one filesystem operation (not implemented yet)
+    /// Sandbox helper: one filesystem operation, request on stdin (PROTOCOL.md §9)
     CodexFs(HelperArgs),
     /// BASH_EXEC_WRAPPER / EXEC_WRAPPER of a patched bash (not implemented yet)
     ExecveWrapper(HelperArgs),
@@ -99,10 +99,14 @@ fn not_yet(mode: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+fn codex_fs() -> ExitCode {
+    ExitCode::from(tether::fs_helper::main().clamp(0, 255) as u8)
+}
+
 fn dispatch(mode: Mode) -> ExitCode {
     match mode {
         Mode::ExecServer(a) => exec_server(a),
-        Mode::CodexFs(_) => not_yet("codex-fs"),
+        Mode::CodexFs(_) => codex_fs(),
         Mode::ExecveWrapper(_) => not_yet("execve-wrapper"),
         Mode::Run(a) => ExitCode::from(tether::cli::run::run(a).clamp(0, 255) as u8),
         Mode::InstallLinks(a) => match tether::cli::links::install(&a.dir) {
@@ -131,7 +135,7 @@ fn main() -> ExitCode {
         "exec-server" => exec_server(ExecServerArgs::parse_from_named("exec-server", args)),
         "codex-fs" => {
             HelperArgs::parse_from_named("codex-fs", args);
-            not_yet("codex-fs")
+            codex_fs()
         }
         "execve-wrapper" => {
             HelperArgs::parse_from_named("execve-wrapper", args);

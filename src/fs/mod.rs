@@ -1,8 +1,10 @@
-//! Filesystem operations done by the server itself (PROTOCOL.md §7), for requests
-//! without a sandbox or with one that allows everything. Blocking work runs on the
-//! blocking pool; handles and watches belong to the connection.
+//! The filesystem RPCs (PROTOCOL.md §7). Requests without a sandbox, or with one
+//! that allows what they do, run in the server itself (blocking work on the blocking
+//! pool); the others run in the `codex-fs` helper ([`helper`], §8.7, §9). Handles and
+//! watches belong to the connection.
 
 pub mod handles;
+pub mod helper;
 pub mod ops;
 pub mod walk;
 pub mod watch;
@@ -65,8 +67,10 @@ pub enum FsError {
     TooManyWatches,
     #[error("fs/watchMissing accepts at most 4096 paths")]
     TooManyWatchPaths,
-    #[error("sandboxed filesystem operations are not available yet")]
-    SandboxUnavailable,
+    /// An RPC error with its code: what the `codex-fs` helper answered, or how
+    /// running it failed (§9).
+    #[error("{1}")]
+    Rpc(i64, String),
     /// A sandbox context refused with its exact message (-32600).
     #[error("{0}")]
     SandboxContext(String),
@@ -105,15 +109,6 @@ pub fn route(sandbox: &Option<serde_json::Value>, write: bool) -> Result<Route, 
         Policy::Restricted(r) if r.full_write() => Ok(Route::Direct),
         Policy::Restricted(r) if !write && r.full_read() => Ok(Route::Direct),
         Policy::Restricted(r) => Ok(Route::Helper(r)),
-    }
-}
-
-/// Until the `codex-fs` helper lands: run direct routes, refuse the others rather
-/// than run them without their protection.
-pub fn check_sandbox(sandbox: &Option<serde_json::Value>, write: bool) -> Result<(), FsError> {
-    match route(sandbox, write)? {
-        Route::Direct => Ok(()),
-        Route::Helper(_) => Err(FsError::SandboxUnavailable),
     }
 }
 
@@ -158,19 +153,50 @@ use crate::server::transport::Outbound;
 pub struct FsService {
     pub handles: handles::Handles,
     pub watches: watch::Watches,
+    helper: helper::HelperRunner,
+}
+
+/// The params of a request for the helper: paths as URIs, `sandbox` replaced later.
+fn helper_params<T: serde::Serialize>(p: &T) -> Result<serde_json::Value, FsError> {
+    serde_json::to_value(p).map_err(|e| {
+        FsError::Rpc(
+            -32603,
+            format!("failed to encode or decode fs sandbox helper message: {e}"),
+        )
+    })
+}
+
+fn uri_arg(p: &Path) -> crate::protocol::paths::PathArg {
+    crate::protocol::paths::PathArg(to_uri(p))
 }
 
 impl FsService {
-    pub fn new(out: Outbound) -> Self {
+    pub fn new(out: Outbound, spawner: crate::process::spawn::Spawner) -> Self {
         FsService {
             handles: handles::Handles::default(),
             watches: watch::Watches::new(out),
+            helper: helper::HelperRunner::new(spawner),
         }
     }
 
-    pub async fn read_file(&self, p: ReadFileParams) -> Result<ReadFileResult, FsError> {
+    /// Run `method` in the helper with `params`.
+    async fn in_helper<T: serde::de::DeserializeOwned, P: serde::Serialize>(
+        &self,
+        method: &str,
+        params: &P,
+        policy: &crate::sandbox::policy::Resolved,
+    ) -> Result<T, FsError> {
+        self.helper
+            .run(method, helper_params(params)?, policy)
+            .await
+    }
+
+    pub async fn read_file(&self, mut p: ReadFileParams) -> Result<ReadFileResult, FsError> {
         let path = p.path.to_path()?;
-        check_sandbox(&p.sandbox, false)?;
+        if let Route::Helper(r) = route(&p.sandbox, false)? {
+            p.path = uri_arg(&path);
+            return self.in_helper("fs/readFile", &p, &r).await;
+        }
         let follow = p.follow_symlinks.unwrap_or(true);
         blocking(move || {
             let data = ops::read_file(&path, follow)?;
@@ -181,9 +207,12 @@ impl FsService {
         .await
     }
 
-    pub async fn write_file(&self, p: WriteFileParams) -> Result<EmptyResult, FsError> {
+    pub async fn write_file(&self, mut p: WriteFileParams) -> Result<EmptyResult, FsError> {
         let path = p.path.to_path()?;
-        check_sandbox(&p.sandbox, true)?;
+        if let Route::Helper(r) = route(&p.sandbox, true)? {
+            p.path = uri_arg(&path);
+            return self.in_helper("fs/writeFile", &p, &r).await;
+        }
         let follow = p.follow_symlinks.unwrap_or(true);
         let b64 = p.data_base64;
         blocking(move || {
@@ -195,55 +224,80 @@ impl FsService {
         .await
     }
 
-    pub async fn create_directory(&self, p: CreateDirectoryParams) -> Result<EmptyResult, FsError> {
+    pub async fn create_directory(
+        &self,
+        mut p: CreateDirectoryParams,
+    ) -> Result<EmptyResult, FsError> {
         let path = p.path.to_path()?;
-        check_sandbox(&p.sandbox, true)?;
+        if let Route::Helper(r) = route(&p.sandbox, true)? {
+            p.path = uri_arg(&path);
+            return self.in_helper("fs/createDirectory", &p, &r).await;
+        }
         let recursive = p.recursive.unwrap_or(true);
         let follow = p.follow_symlinks.unwrap_or(true);
         blocking(move || ops::create_directory(&path, recursive, follow).map(|()| EmptyResult {}))
             .await
     }
 
-    pub async fn get_metadata(&self, p: PathParams) -> Result<Metadata, FsError> {
+    pub async fn get_metadata(&self, mut p: PathParams) -> Result<Metadata, FsError> {
         let path = p.path.to_path()?;
-        check_sandbox(&p.sandbox, false)?;
+        if let Route::Helper(r) = route(&p.sandbox, false)? {
+            p.path = uri_arg(&path);
+            return self.in_helper("fs/getMetadata", &p, &r).await;
+        }
         let follow = p.follow_symlinks.unwrap_or(true);
         blocking(move || ops::get_metadata(&path, follow)).await
     }
 
-    pub async fn read_directory(&self, p: PathParams) -> Result<ReadDirectoryResult, FsError> {
+    pub async fn read_directory(&self, mut p: PathParams) -> Result<ReadDirectoryResult, FsError> {
         let path = p.path.to_path()?;
-        check_sandbox(&p.sandbox, false)?;
+        if let Route::Helper(r) = route(&p.sandbox, false)? {
+            p.path = uri_arg(&path);
+            return self.in_helper("fs/readDirectory", &p, &r).await;
+        }
         blocking(move || ops::read_directory(&path).map(|entries| ReadDirectoryResult { entries }))
             .await
     }
 
-    pub async fn remove(&self, p: RemoveParams) -> Result<EmptyResult, FsError> {
+    pub async fn remove(&self, mut p: RemoveParams) -> Result<EmptyResult, FsError> {
         let path = p.path.to_path()?;
-        check_sandbox(&p.sandbox, true)?;
+        if let Route::Helper(r) = route(&p.sandbox, true)? {
+            p.path = uri_arg(&path);
+            return self.in_helper("fs/remove", &p, &r).await;
+        }
         let (recursive, force) = (p.recursive.unwrap_or(true), p.force.unwrap_or(true));
         let follow = p.follow_symlinks.unwrap_or(true);
         blocking(move || ops::remove(&path, recursive, force, follow).map(|()| EmptyResult {}))
             .await
     }
 
-    pub async fn copy(&self, p: CopyParams) -> Result<EmptyResult, FsError> {
+    pub async fn copy(&self, mut p: CopyParams) -> Result<EmptyResult, FsError> {
         let src = p.source_path.to_path()?;
         let dst = p.destination_path.to_path()?;
-        check_sandbox(&p.sandbox, true)?;
+        if let Route::Helper(r) = route(&p.sandbox, true)? {
+            p.source_path = uri_arg(&src);
+            p.destination_path = uri_arg(&dst);
+            return self.in_helper("fs/copy", &p, &r).await;
+        }
         blocking(move || ops::copy(&src, &dst, p.recursive).map(|()| EmptyResult {})).await
     }
 
-    pub async fn canonicalize(&self, p: PathParams) -> Result<CanonicalizeResult, FsError> {
+    pub async fn canonicalize(&self, mut p: PathParams) -> Result<CanonicalizeResult, FsError> {
         let path = p.path.to_path()?;
-        check_sandbox(&p.sandbox, false)?;
+        if let Route::Helper(r) = route(&p.sandbox, false)? {
+            p.path = uri_arg(&path);
+            return self.in_helper("fs/canonicalize", &p, &r).await;
+        }
         blocking(move || ops::canonicalize(&path).map(|r| CanonicalizeResult { path: to_uri(&r) }))
             .await
     }
 
-    pub async fn walk(&self, p: WalkParams) -> Result<WalkResult, FsError> {
+    pub async fn walk(&self, mut p: WalkParams) -> Result<WalkResult, FsError> {
         let path = p.path.to_path()?;
-        check_sandbox(&p.sandbox, false)?;
+        if let Route::Helper(r) = route(&p.sandbox, false)? {
+            p.path = uri_arg(&path);
+            return self.in_helper("fs/walk", &p, &r).await;
+        }
         blocking(move || walk::walk(&path, &p.options)).await
     }
 

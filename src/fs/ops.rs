@@ -49,6 +49,11 @@ pub fn read_file(path: &Path, follow: bool) -> Result<Vec<u8>, FsError> {
         .custom_flags(open_flags(follow))
         .open(path)
         .map_err(|e| nofollow_err(e, follow, path))?;
+    read_regular(file, path)
+}
+
+/// Read an opened file to its end: a regular file only, within the size limit.
+pub fn read_regular(file: File, path: &Path) -> Result<Vec<u8>, FsError> {
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(FsError::NotAFile(display(path)));
@@ -112,14 +117,20 @@ pub fn get_metadata(path: &Path, follow: bool) -> Result<Metadata, FsError> {
     } else {
         lmeta
     };
-    Ok(Metadata {
+    Ok(metadata_result(is_symlink, &meta))
+}
+
+/// The `fs/getMetadata` result for a final component (`is_symlink`) and the
+/// metadata of what it names.
+pub fn metadata_result(is_symlink: bool, meta: &fs::Metadata) -> Metadata {
+    Metadata {
         is_directory: meta.is_dir(),
         is_file: meta.is_file(),
         is_symlink,
         size: meta.len(),
         created_at_ms: ms(meta.created()),
         modified_at_ms: ms(meta.modified()),
-    })
+    }
 }
 
 pub fn read_directory(path: &Path) -> Result<Vec<DirEntry>, FsError> {
@@ -134,6 +145,13 @@ pub fn read_directory(path: &Path) -> Result<Vec<DirEntry>, FsError> {
         };
         entries.push((name, is_directory, is_file, is_symlink));
     }
+    sorted_entries(entries)
+}
+
+/// `(name, isDirectory, isFile, isSymlink)` tuples → the sorted, limited result.
+pub fn sorted_entries(
+    mut entries: Vec<(std::ffi::OsString, bool, bool, bool)>,
+) -> Result<Vec<DirEntry>, FsError> {
     if entries.len() > MAX_DIR_ENTRIES {
         return Err(FsError::TooManyEntries(entries.len()));
     }

@@ -107,6 +107,11 @@ impl ProcessManager {
         })
     }
 
+    /// The spawner, shared with the `codex-fs` helper runner (same reaper).
+    pub fn spawner(&self) -> Spawner {
+        self.spawner.clone()
+    }
+
     fn records(&self) -> MutexGuard<'_, Records> {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -67,7 +67,7 @@ pub fn parse_path(input: &str) -> Result<PathBuf, PathError> {
 
 /// Lexical normalisation: drop empty and `.` segments, `..` removes the previous
 /// segment and never climbs above `/`.
-fn normalize(raw: &[u8]) -> PathBuf {
+pub fn normalize(raw: &[u8]) -> PathBuf {
     let mut parts: Vec<&[u8]> = Vec::new();
     for seg in raw.split(|b| *b == b'/') {
         match seg {

@@ -54,9 +54,9 @@ pub struct ProcessPlan {
     pub report: Report,
 }
 
-const NO_LANDLOCK: &str =
+pub const NO_LANDLOCK: &str =
     "Landlock is not available on this kernel (need Linux 5.13 or newer with landlock in the LSM list)";
-const NO_SECCOMP: &str = "seccomp filters are not available on this kernel";
+pub const NO_SECCOMP: &str = "seccomp filters are not available on this kernel";
 
 /// Plan a process sandbox. `Ok(None)`: nothing applies (`sandboxType: "none"`).
 /// `Err(reason)`: `sandbox cannot be enforced: <reason>`.

@@ -110,7 +110,7 @@ fn ok<T: Serialize>(v: T) -> Result<Box<RawValue>, RpcError> {
 
 impl Dispatcher {
     pub fn new(out: Outbound, procs: Arc<ProcessManager>, info: EnvironmentInfo) -> Self {
-        let fs = FsService::new(out.clone());
+        let fs = FsService::new(out.clone(), procs.spawner());
         let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
         let tools = ToolsService::new(procs.clone(), info.shell.path.clone(), cwd);
         let http = HttpService::new(out.clone());

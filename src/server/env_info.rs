@@ -100,7 +100,7 @@ pub fn probe_sandbox() -> HostSandbox {
     }
 }
 
-fn landlock_abi() -> u32 {
+pub fn landlock_abi() -> u32 {
     const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
     // SAFETY: with this flag the syscall only returns the ABI version.
     let v = unsafe {
@@ -118,7 +118,7 @@ fn landlock_abi() -> u32 {
     }
 }
 
-fn seccomp_available() -> bool {
+pub fn seccomp_available() -> bool {
     // PR_GET_SECCOMP answers 0 (not in a filter mode) or 2 when seccomp exists.
     // SAFETY: a read-only prctl.
     let r = unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) };

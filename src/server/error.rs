@@ -103,6 +103,7 @@ impl From<FsError> for RpcError {
                 _ => codes::INTERNAL,
             },
             FsError::Path(p) => return RpcError::from(p.clone()),
+            FsError::Rpc(code, _) => *code,
             FsError::InvalidParams(_) => codes::INVALID_PARAMS,
             FsError::UnknownHandle(_) => codes::NOT_FOUND,
             FsError::TooManyEntries(_) => codes::INTERNAL,
@@ -124,7 +125,6 @@ impl From<FsError> for RpcError {
             | FsError::SandboxedOpen
             | FsError::TooManyWatches
             | FsError::TooManyWatchPaths
-            | FsError::SandboxUnavailable
             | FsError::SandboxContext(_)
             | FsError::SandboxUnenforceable(_) => codes::INVALID_REQUEST,
         };

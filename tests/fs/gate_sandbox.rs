@@ -111,60 +111,72 @@ fn restrictive(t: &TempDir) -> Value {
         "cwd": uri(t.path())})
 }
 
-const UNAVAILABLE: &str = "sandboxed filesystem operations are not available yet";
-
 #[test]
-fn restrictive_sandbox_is_refused_until_the_sandbox_lands() {
-    let t = TempDir::new("sandbox_refused");
+fn restrictive_sandbox_runs_in_the_helper() {
+    // Neither full read nor full write: every request goes through `codex-fs`
+    // (§8.7) and answers as the direct version would inside the writable root.
+    let t = TempDir::new("sandbox_helper");
     fs::write(t.join("f"), b"keep").unwrap();
     fs::create_dir(t.join("d")).unwrap();
     let sb = restrictive(&t);
     let f = uri(&t.join("f"));
     let d = uri(&t.join("d"));
     let mut s = Server::start();
+    let r = s.call("fs/readFile", json!({"path": f, "sandbox": sb}));
+    assert_eq!(unb64(&r["dataBase64"]), b"keep");
+    let r = s.call("fs/getMetadata", json!({"path": f, "sandbox": sb}));
+    assert_eq!(
+        (r["isFile"].clone(), r["size"].clone()),
+        (json!(true), json!(4))
+    );
+    let r = s.call("fs/readDirectory", json!({"path": d, "sandbox": sb}));
+    assert_eq!(r, json!({"entries": []}));
+    let r = s.call("fs/canonicalize", json!({"path": f, "sandbox": sb}));
+    assert_eq!(r["path"], json!(f));
     let walk = json!({"maxDepth": 1, "maxDirectories": 1, "maxEntries": 1, "followDirectorySymlinks": false});
-    for (m, p) in [
-        ("fs/readFile", json!({"path": f, "sandbox": sb})),
-        (
-            "fs/writeFile",
-            json!({"path": uri(&t.join("new")), "dataBase64": "eA==", "sandbox": sb}),
-        ),
-        (
-            "fs/writeFile",
-            json!({"path": f, "dataBase64": "eA==", "sandbox": sb}),
-        ),
-        (
-            "fs/createDirectory",
-            json!({"path": uri(&t.join("nd")), "sandbox": sb}),
-        ),
-        ("fs/getMetadata", json!({"path": f, "sandbox": sb})),
-        ("fs/readDirectory", json!({"path": d, "sandbox": sb})),
-        ("fs/remove", json!({"path": f, "sandbox": sb})),
-        (
-            "fs/copy",
-            json!({"sourcePath": f, "destinationPath": uri(&t.join("c")), "recursive": false, "sandbox": sb}),
-        ),
-        ("fs/canonicalize", json!({"path": f, "sandbox": sb})),
-        (
-            "fs/walk",
-            json!({"path": d, "options": walk, "sandbox": sb}),
-        ),
-    ] {
-        s.expect_err(m, p, -32600, UNAVAILABLE);
-    }
-    // Write-class requests under a legacy policy that needs the helper.
-    for perms in [
-        json!({"type": "read-only"}),
-        json!({"type": "workspace-write"}),
-    ] {
-        s.expect_err(
-            "fs/writeFile",
-            json!({"path": uri(&t.join("new")), "dataBase64": "eA==",
-                   "sandbox": {"permissions": perms, "cwd": uri(t.path())}}),
-            -32600,
-            UNAVAILABLE,
-        );
-    }
+    let r = s.call(
+        "fs/walk",
+        json!({"path": d, "options": walk, "sandbox": sb}),
+    );
+    assert_eq!(r, json!({"entries": [], "errors": [], "truncated": false}));
+    let new = uri(&t.join("new"));
+    s.call(
+        "fs/writeFile",
+        json!({"path": new, "dataBase64": "eA==", "sandbox": sb}),
+    );
+    s.call(
+        "fs/createDirectory",
+        json!({"path": uri(&t.join("nd")), "sandbox": sb}),
+    );
+    s.call(
+        "fs/copy",
+        json!({"sourcePath": new, "destinationPath": uri(&t.join("c")), "recursive": false, "sandbox": sb}),
+    );
+    s.call(
+        "fs/writeFile",
+        json!({"path": f, "dataBase64": "eA==", "sandbox": sb}),
+    );
+    assert_eq!(fs::read(t.join("f")).unwrap(), b"x");
+    assert_eq!(fs::read(t.join("c")).unwrap(), b"x");
+    assert!(t.join("nd").is_dir());
+    s.call("fs/remove", json!({"path": f, "sandbox": sb}));
+    assert!(!exists(&t.join("f")));
+    // Write-class requests under legacy policies: read-only refuses, workspace-write
+    // writes inside its cwd.
+    let ro = json!({"permissions": {"type": "read-only"}, "cwd": uri(t.path())});
+    s.expect_err(
+        "fs/writeFile",
+        json!({"path": uri(&t.join("ro")), "dataBase64": "eA==", "sandbox": ro}),
+        -32600,
+        "Permission denied (os error 13)",
+    );
+    assert!(!exists(&t.join("ro")));
+    let ww = json!({"permissions": {"type": "workspace-write"}, "cwd": uri(t.path())});
+    s.call(
+        "fs/writeFile",
+        json!({"path": uri(&t.join("ww")), "dataBase64": "eA==", "sandbox": ww}),
+    );
+    assert_eq!(fs::read(t.join("ww")).unwrap(), b"x");
     for mode in ["read", "replace"] {
         s.expect_err(
             "fs/open",
@@ -172,11 +184,6 @@ fn restrictive_sandbox_is_refused_until_the_sandbox_lands() {
             -32600,
             "sandboxed fs/open is not supported by this executor",
         );
-    }
-    // Nothing ran unsandboxed.
-    assert_eq!(fs::read(t.join("f")).unwrap(), b"keep");
-    for name in ["new", "nd", "c"] {
-        assert!(!exists(&t.join(name)), "{name} was created");
     }
 }
 

@@ -172,7 +172,6 @@ fn exec_server_is_stdio_only() {
 }
 
 #[test]
-#[ignore = "issue 5: codex-fs mode is not implemented yet (it answers exit 2)"]
 fn codex_fs_mode_dispatch() {
     // §9: a request it cannot handle → `codex-fs: <detail>` on stderr, exit 1.
     let out = run_with_input(Command::new(bin()).arg("codex-fs").env_clear(), b"not json");
@@ -285,7 +284,6 @@ fn argv0_execve_wrapper_dispatch() {
 }
 
 #[test]
-#[ignore = "issue 5: codex-fs mode is not implemented yet (it answers exit 2)"]
 fn argv0_codex_fs_dispatch() {
     let dir = links();
     let out = run_with_input(Command::new(dir.join("codex-fs")).env_clear(), b"{");
@@ -298,30 +296,30 @@ fn argv0_codex_fs_dispatch() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Until their issues land, the helper modes dispatch and say so plainly.
+/// Until its issue lands, the execve-wrapper mode dispatches and says so plainly
+/// (codex-fs is implemented: see `codex_fs_mode_dispatch`).
 #[test]
 fn helper_modes_dispatch_and_say_not_implemented_yet() {
-    for mode in ["codex-fs", "execve-wrapper"] {
-        let out = run_with_input(Command::new(bin()).args([mode, "/bin/true", "true"]), b"{}");
-        assert_eq!(out.status.code(), Some(2), "{mode}: {}", text(&out.stderr));
-        assert!(
-            text(&out.stderr).contains(&format!("tether {mode}: not implemented yet")),
-            "{mode}: {}",
-            text(&out.stderr)
-        );
-        assert!(out.stdout.is_empty(), "{mode} wrote to stdout");
-        let dir = links();
-        let out = run_with_input(
-            Command::new(dir.join(mode)).args(["/bin/true", "true"]),
-            b"{}",
-        );
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{mode} via link: {}",
-            text(&out.stderr)
-        );
-        assert!(text(&out.stderr).contains("not implemented yet"));
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    let mode = "execve-wrapper";
+    let out = run_with_input(Command::new(bin()).args([mode, "/bin/true", "true"]), b"{}");
+    assert_eq!(out.status.code(), Some(2), "{mode}: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("tether {mode}: not implemented yet")),
+        "{mode}: {}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "{mode} wrote to stdout");
+    let dir = links();
+    let out = run_with_input(
+        Command::new(dir.join(mode)).args(["/bin/true", "true"]),
+        b"{}",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{mode} via link: {}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("not implemented yet"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
