@@ -3,7 +3,6 @@
 //! the outside world is unchanged. Probes are small shell and python3 scripts.
 
 #[path = "it/harness.rs"]
-#[allow(dead_code)]
 mod harness;
 
 use harness::{assert_error, Server};

@@ -172,7 +172,7 @@ pub fn send_raw(fd: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<usize> {
             let c = libc::CMSG_FIRSTHDR(&msg);
             (*c).cmsg_level = libc::SOL_SOCKET;
             (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN((fds.len() * std::mem::size_of::<RawFd>()) as u32) as _;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as _;
             std::ptr::copy_nonoverlapping(
                 fds.as_ptr(),
                 libc::CMSG_DATA(c).cast::<RawFd>(),
@@ -248,6 +248,9 @@ pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
     v
 }
 
+/// A whole frame: its JSON bytes and the descriptors that came with it.
+pub type Frame = (Vec<u8>, Vec<OwnedFd>);
+
 /// Incremental frame reader: descriptors are taken from the first `recvmsg` of
 /// the frame (as the reference reads them), the rest is plain bytes.
 #[derive(Default)]
@@ -260,7 +263,7 @@ pub struct FrameReader {
 
 impl FrameReader {
     /// One read step; `Some` when the frame is complete.
-    pub fn step(&mut self, fd: RawFd) -> Result<Option<(Vec<u8>, Vec<OwnedFd>)>, FrameError> {
+    pub fn step(&mut self, fd: RawFd) -> Result<Option<Frame>, FrameError> {
         if self.got_header < 4 {
             let (n, fds) = recv_raw(fd, &mut self.header[self.got_header..])?;
             self.fds.extend(fds);
@@ -314,7 +317,7 @@ pub fn send_frame<T: Serialize>(fd: RawFd, msg: &T, fds: &[RawFd]) -> io::Result
 }
 
 /// Read a whole frame from a blocking stream.
-pub fn recv_frame(fd: RawFd) -> Result<(Vec<u8>, Vec<OwnedFd>), FrameError> {
+pub fn recv_frame(fd: RawFd) -> Result<Frame, FrameError> {
     let mut st = FrameReader::default();
     loop {
         if let Some(f) = st.step(fd)? {
@@ -340,7 +343,7 @@ impl AsyncStream {
         Ok(AsyncStream { fd: register(fd)? })
     }
 
-    pub async fn recv_frame(&self) -> Result<(Vec<u8>, Vec<OwnedFd>), FrameError> {
+    pub async fn recv_frame(&self) -> Result<Frame, FrameError> {
         let mut st = FrameReader::default();
         loop {
             let mut guard = self.fd.readable().await?;

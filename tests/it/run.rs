@@ -186,7 +186,6 @@ fn codex_fs_mode_dispatch() {
 }
 
 #[test]
-#[ignore = "issue 6: execve-wrapper mode is not implemented yet (it answers exit 2)"]
 fn execve_wrapper_mode_dispatch() {
     // §10.2: fewer than two arguments → usage on stderr, exit 2; lone --help → 0.
     let out = tether(&["execve-wrapper"]);
@@ -258,7 +257,6 @@ fn links() -> std::path::PathBuf {
 }
 
 #[test]
-#[ignore = "issue 6: execve-wrapper mode is not implemented yet (it answers exit 2)"]
 fn argv0_execve_wrapper_dispatch() {
     let dir = links();
     let out = run_with_input(&mut Command::new(dir.join("execve-wrapper")), b"");
@@ -301,7 +299,8 @@ fn argv0_codex_fs_dispatch() {
 /// Until their issues land, the helper modes dispatch and say so plainly.
 #[test]
 fn helper_modes_dispatch_and_say_not_implemented_yet() {
-    for mode in ["codex-fs", "execve-wrapper"] {
+    {
+        let mode = "codex-fs";
         let out = run_with_input(Command::new(bin()).args([mode, "/bin/true", "true"]), b"{}");
         assert_eq!(out.status.code(), Some(2), "{mode}: {}", text(&out.stderr));
         assert!(
@@ -324,4 +323,28 @@ fn helper_modes_dispatch_and_say_not_implemented_yet() {
         assert!(text(&out.stderr).contains("not implemented yet"));
         let _ = std::fs::remove_dir_all(&dir);
     }
+    // execve-wrapper is implemented (issue 6): without an escalation socket it
+    // runs the command in place, by name and through a link.
+    let out = run_with_input(
+        Command::new(bin())
+            .args(["execve-wrapper", "/bin/true", "true"])
+            .env_remove("CODEX_ESCALATE_SOCKET"),
+        b"{}",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    let dir = links();
+    let out = run_with_input(
+        Command::new(dir.join("execve-wrapper"))
+            .args(["/bin/false", "false"])
+            .env_remove("CODEX_ESCALATE_SOCKET"),
+        b"{}",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "via link: {}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

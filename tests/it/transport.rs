@@ -691,7 +691,7 @@ const CAPABILITIES: [&str; 15] = [
 
 /// The extensions this build implements and advertises (docs/protocol.md): an
 /// extension is listed only once it works.
-const EXTENSIONS: [&str; 11] = [
+const EXTENSIONS: [&str; 13] = [
     "paths.plain",
     "process/start.size",
     "process/write.optionalWriteId",
@@ -701,17 +701,14 @@ const EXTENSIONS: [&str; 11] = [
     "process/exited.signal",
     "process/resize",
     "process/closeStdin",
+    "process/start.escalation",
+    "process/approveExec",
     "fs/readDirectory.isSymlink",
     "tools",
 ];
 
 /// Protocol-1 extensions that are not implemented yet, so not advertised.
-const NOT_YET: [&str; 4] = [
-    "process/start.sandboxMode",
-    "process/start.sandboxReport",
-    "process/start.escalation",
-    "process/approveExec",
-];
+const NOT_YET: [&str; 2] = ["process/start.sandboxMode", "process/start.sandboxReport"];
 
 #[test]
 fn initialize_result_shape() {
