@@ -11,7 +11,7 @@ const ABOUT: &str = "Tether: a stdio JSON-RPC executor for the Codex CLI and oth
 Modes (pick one by name, or by invoking a symlink with that name):
   exec-server     JSON-RPC server on stdin/stdout (newline-delimited JSON)
   codex-fs        sandbox helper: one filesystem operation (JSON on stdin)
-  execve-wrapper  exec wrapper of a patched bash (not implemented yet)
+  execve-wrapper  exec wrapper of a patched bash: execve-wrapper FILE ARGV0 [ARG...]
 
 User commands:
   run             run one command through an exec-server (local, ssh, ...)
@@ -32,7 +32,7 @@ enum Mode {
     ExecServer(ExecServerArgs),
     /// Sandbox helper: one filesystem operation, request on stdin (PROTOCOL.md §9)
     CodexFs(HelperArgs),
-    /// BASH_EXEC_WRAPPER / EXEC_WRAPPER of a patched bash (not implemented yet)
+    /// BASH_EXEC_WRAPPER / EXEC_WRAPPER of a patched bash: `FILE ARGV0 [ARG...]`
     ExecveWrapper(HelperArgs),
     /// Run one command through an exec-server: `tether run [OPTIONS] -- CMD [ARGS...]`
     Run(tether::cli::run::RunArgs),
@@ -94,11 +94,6 @@ fn exec_server(args: ExecServerArgs) -> ExitCode {
     ExitCode::from(tether::server::run() as u8)
 }
 
-fn not_yet(mode: &str) -> ExitCode {
-    eprintln!("tether {mode}: not implemented yet");
-    ExitCode::from(2)
-}
-
 fn codex_fs() -> ExitCode {
     ExitCode::from(tether::fs_helper::main().clamp(0, 255) as u8)
 }
@@ -107,7 +102,7 @@ fn dispatch(mode: Mode) -> ExitCode {
     match mode {
         Mode::ExecServer(a) => exec_server(a),
         Mode::CodexFs(_) => codex_fs(),
-        Mode::ExecveWrapper(_) => not_yet("execve-wrapper"),
+        Mode::ExecveWrapper(a) => execve_wrapper(a.rest),
         Mode::Run(a) => ExitCode::from(tether::cli::run::run(a).clamp(0, 255) as u8),
         Mode::InstallLinks(a) => match tether::cli::links::install(&a.dir) {
             Ok(()) => ExitCode::SUCCESS,
@@ -119,9 +114,28 @@ fn dispatch(mode: Mode) -> ExitCode {
     }
 }
 
+/// The wrapper takes its arguments by position (ARGV0 may start with `-`), so
+/// clap never sees them.
+fn execve_wrapper(rest: Vec<OsString>) -> ExitCode {
+    ExitCode::from(tether::escalate::wrapper::main(rest).clamp(0, 255) as u8)
+}
+
 fn main() -> ExitCode {
-    init_logging();
     let args: Vec<OsString> = std::env::args_os().collect();
+    let base = |a: &OsString| PathBuf::from(a).file_name().map(|n| n.to_owned());
+    // The exec wrapper runs before every exec of a patched shell: dispatch it
+    // first, without logging setup or argument parsing.
+    if args.first().and_then(base).as_deref() == Some(std::ffi::OsStr::new("execve-wrapper")) {
+        return execve_wrapper(args[1..].to_vec());
+    }
+    let other_mode = args
+        .first()
+        .and_then(base)
+        .is_some_and(|n| n == "exec-server" || n == "codex-fs");
+    if !other_mode && args.get(1).is_some_and(|a| a == "execve-wrapper") {
+        return execve_wrapper(args[2..].to_vec());
+    }
+    init_logging();
     let name = args
         .first()
         .map(|a| {
@@ -136,10 +150,6 @@ fn main() -> ExitCode {
         "codex-fs" => {
             HelperArgs::parse_from_named("codex-fs", args);
             codex_fs()
-        }
-        "execve-wrapper" => {
-            HelperArgs::parse_from_named("execve-wrapper", args);
-            not_yet("execve-wrapper")
         }
         _ => dispatch(Cli::parse_from(args).mode),
     }

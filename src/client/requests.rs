@@ -2,14 +2,13 @@
 //! trait through which a caller answers them.
 
 use crate::protocol::{ErrorObject, RequestId};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
 
-/// `process/approveExec`: the server asks whether an intercepted exec may run
-/// outside the sandbox.
-pub const APPROVE_EXEC: &str = "process/approveExec";
+pub use crate::protocol::escalation::{
+    ApproveExecParams, ApproveExecResult, ExecDecision, APPROVE_EXEC,
+};
 
 /// A request from the server, with its id (`s-1`, `s-2`, …: a separate id space).
 #[derive(Debug, Clone)]
@@ -25,37 +24,6 @@ impl ServerRequest {
         (self.method == APPROVE_EXEC)
             .then(|| serde_json::from_value(self.params.clone()).ok())
             .flatten()
-    }
-}
-
-/// `process/approveExec` params. `file` and `workdir` are `file://` URIs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ApproveExecParams {
-    pub process_id: String,
-    pub file: String,
-    pub argv: Vec<String>,
-    pub workdir: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExecDecision {
-    Approve,
-    Deny,
-    Cancel,
-}
-
-/// `process/approveExec` result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApproveExecResult {
-    pub decision: ExecDecision,
-}
-
-impl ApproveExecResult {
-    /// The result as the JSON value a handler returns.
-    pub fn to_value(self) -> Value {
-        serde_json::to_value(self).expect("a decision always serializes")
     }
 }
 

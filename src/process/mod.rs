@@ -8,10 +8,12 @@ pub mod record;
 pub mod retention;
 pub mod spawn;
 
+use crate::escalate::server::Escalation;
 use crate::protocol::handshake::HostSandbox;
 use crate::protocol::paths::PathError;
 use crate::protocol::process::*;
 use crate::sandbox::plan::{plan_process, Mode, Report};
+use crate::server::requests::ServerRequests;
 use crate::server::transport::Outbound;
 use group::Reaper;
 use record::{InboxMsg, Phase, Pump, Record, StdinCmd};
@@ -60,8 +62,6 @@ pub enum ProcessError {
     #[error("{0}")]
     SandboxContext(String),
     #[error("{0}")]
-    NotImplemented(&'static str),
-    #[error("{0}")]
     Spawn(std::io::Error),
     #[error("failed to signal process: {0}")]
     Signal(std::io::Error),
@@ -81,6 +81,8 @@ pub struct ProcessManager {
     records: Mutex<Records>,
     out: Outbound,
     spawner: Spawner,
+    /// Requests to the client (`process/approveExec`).
+    requests: Arc<ServerRequests>,
 }
 
 impl ProcessManager {
@@ -101,6 +103,7 @@ impl ProcessManager {
         });
         Arc::new(ProcessManager {
             records: Mutex::new(Records::default()),
+            requests: Arc::new(ServerRequests::new(out.clone())),
             out,
             spawner: Spawner::start(reaper),
             host,
@@ -110,6 +113,11 @@ impl ProcessManager {
     /// The spawner, shared with the `codex-fs` helper runner (same reaper).
     pub fn spawner(&self) -> Spawner {
         self.spawner.clone()
+    }
+
+    /// The connection's outstanding server requests.
+    pub fn requests(&self) -> &Arc<ServerRequests> {
+        &self.requests
     }
 
     fn records(&self) -> MutexGuard<'_, Records> {
@@ -136,11 +144,20 @@ impl ProcessManager {
     }
 
     /// A record closed: it no longer counts as open, and is evicted later.
+    /// Its pending approvals are abandoned now; its escalation server stops at
+    /// eviction (or when the manager goes away).
     fn closed(self: &Arc<Self>, rec: Arc<Record>) {
         self.records().open -= 1;
+        let esc = rec.lock().escalation.clone();
+        if let Some(e) = &esc {
+            e.abandon();
+        }
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
             tokio::time::sleep(EVICT_AFTER).await;
+            if let Some(e) = &esc {
+                e.stop();
+            }
             if let Some(me) = me.upgrade() {
                 let mut r = me.records();
                 if r.map.get(&rec.id).is_some_and(|cur| Arc::ptr_eq(cur, &rec)) {
@@ -179,6 +196,9 @@ impl ProcessManager {
             ));
         }
         env_policy::validate("env", &p.env).map_err(ProcessError::InvalidParams)?;
+        if let Some(e) = &p.escalation {
+            e.check().map_err(ProcessError::InvalidParams)?;
+        }
         if let Some(set) = p.env_policy.as_ref().and_then(|e| e.set.as_ref()) {
             env_policy::validate("envPolicy.set", set).map_err(ProcessError::InvalidParams)?;
         }
@@ -270,12 +290,18 @@ impl ProcessManager {
             .map(|p| p.placeholders.clone())
             .unwrap_or_default();
         let release = move || crate::sandbox::mount::release_placeholders(&placeholders);
-        if p.escalation.is_some() {
-            return Err(ProcessError::NotImplemented(
-                "escalation is not implemented yet in this version of tether",
-            ));
-        }
-        let env = env_policy::build(p.env_policy.as_ref(), &p.env, std::env::vars_os());
+        let mut env = env_policy::build(p.env_policy.as_ref(), &p.env, std::env::vars_os());
+        // The escalation socket pair: the child's end goes to its fd 3 (§10.3).
+        let escalation = match &p.escalation {
+            Some(params) => match self.prepare_escalation(&rec.id, params, &mut env) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    release();
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
         let tty = p.tty.then(|| p.size.unwrap_or(TermSize::DEFAULT));
         let pipe_stdin = p.pipe_stdin.unwrap_or(false);
         let mut spec = match SpawnSpec::new(&p.argv, p.arg0.as_deref(), &env, cwd, tty, pipe_stdin)
@@ -289,6 +315,10 @@ impl ProcessManager {
         let sandboxed = plan.is_some();
         spec.sandbox = plan;
         spec.landlock_abi = self.host.landlock_abi;
+        let escalation = escalation.map(|(esc, server_end, child_end)| {
+            spec.inherit.push((3, child_end));
+            (esc, server_end)
+        });
         let child = match self.spawner.spawn(spec).await {
             Ok(c) => c,
             Err(e) => {
@@ -310,6 +340,10 @@ impl ProcessManager {
             }
             st.phase = Phase::Running;
             st.sandboxed = sandboxed;
+            if let Some((esc, server_end)) = escalation {
+                esc.serve(server_end);
+                st.escalation = Some(esc);
+            }
             st.pid = child.pid;
             st.pty = child.pty.map(Arc::new);
             if child.stdin.is_some() {
@@ -343,6 +377,32 @@ impl ProcessManager {
             }),
         ));
         Ok(report)
+    }
+
+    /// The escalation server of a new process, its socket end, and the child's
+    /// end; sets the three variables last (§6.2.1).
+    fn prepare_escalation(
+        &self,
+        id: &str,
+        params: &crate::protocol::escalation::EscalationParams,
+        env: &mut env_policy::Env,
+    ) -> Result<(Arc<Escalation>, std::os::fd::OwnedFd, std::os::fd::OwnedFd), ProcessError> {
+        let wrapper = match &params.wrapper_path {
+            Some(w) => w.to_path()?,
+            None => crate::escalate::server::default_wrapper().map_err(ProcessError::Spawn)?,
+        };
+        let (server_end, child_end) =
+            crate::escalate::wire::socketpair(libc::SOCK_DGRAM).map_err(ProcessError::Spawn)?;
+        env.insert("CODEX_ESCALATE_SOCKET".into(), "3".into());
+        env.insert("BASH_EXEC_WRAPPER".into(), wrapper.clone().into_os_string());
+        env.insert("EXEC_WRAPPER".into(), wrapper.into_os_string());
+        let esc = Escalation::new(
+            id.to_string(),
+            params,
+            self.spawner.clone(),
+            self.requests.clone(),
+        );
+        Ok((esc, server_end, child_end))
     }
 
     pub async fn read(&self, p: ReadParams) -> Result<ReadResult, ProcessError> {
@@ -456,7 +516,7 @@ impl ProcessManager {
         let Some(rec) = self.get(&p.process_id) else {
             return Ok(());
         };
-        let (pid, target) = {
+        let (target, esc) = {
             let st = rec.lock();
             if matches!(st.phase, Phase::Starting | Phase::Closed) {
                 return Ok(());
@@ -465,9 +525,11 @@ impl ProcessManager {
                 .pty
                 .as_ref()
                 .and_then(|m| pty::foreground_pgrp(std::os::fd::AsRawFd::as_raw_fd(&**m)));
-            (st.pid, fg.unwrap_or(st.pid))
+            (fg.unwrap_or(st.pid), st.escalation.clone())
         };
-        let _ = pid;
+        if let Some(e) = esc {
+            e.signal(p.signal.signo());
+        }
         group::kill_group(target, p.signal.signo()).map_err(ProcessError::Signal)
     }
 
@@ -486,16 +548,24 @@ impl ProcessManager {
             Phase::Running => {
                 let again = std::mem::replace(&mut st.terminating, true);
                 let pid = st.pid;
+                let esc = st.escalation.clone();
                 drop(st);
                 rec.force_close.notify_one();
+                let kill = move |sig| {
+                    if let Some(e) = &esc {
+                        e.abandon();
+                        e.signal(sig);
+                    }
+                    let _ = group::kill_group(pid, sig);
+                };
                 if grace.is_zero() || again {
-                    let _ = group::kill_group(pid, libc::SIGKILL);
+                    kill(libc::SIGKILL);
                 } else {
-                    let _ = group::kill_group(pid, libc::SIGTERM);
+                    kill(libc::SIGTERM);
                     let mut exited = rec.exited.subscribe();
                     tokio::spawn(async move {
                         let _ = tokio::time::timeout(grace, exited.wait_for(|e| *e)).await;
-                        let _ = group::kill_group(pid, libc::SIGKILL);
+                        kill(libc::SIGKILL);
                     });
                 }
                 running(true)
@@ -503,7 +573,12 @@ impl ProcessManager {
             Phase::Exited => {
                 st.terminating = true;
                 let pid = st.pid;
+                let esc = st.escalation.clone();
                 drop(st);
+                if let Some(e) = esc {
+                    e.abandon();
+                    e.signal(libc::SIGKILL);
+                }
                 let _ = group::kill_group(pid, libc::SIGKILL);
                 rec.force_close.notify_one();
                 running(false)
@@ -537,11 +612,16 @@ impl ProcessManager {
         }
     }
 
-    /// Shutdown: SIGKILL the process group of every managed process.
+    /// Shutdown: SIGKILL the process group of every managed process and of
+    /// every escalated command, and stop the escalation servers.
     pub fn kill_all(&self) {
         let r = self.records();
         for rec in r.map.values() {
             let st = rec.lock();
+            if let Some(e) = &st.escalation {
+                e.stop();
+                e.signal(libc::SIGKILL);
+            }
             if st.pid > 0 && st.phase != Phase::Closed {
                 let _ = group::kill_group(st.pid, libc::SIGKILL);
             }

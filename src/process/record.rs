@@ -82,6 +82,8 @@ pub struct State {
     /// Silent records only: output not yet collected by the owner (a tool
     /// session), bounded like [`Retention`]; the owner takes it whole.
     pub window: Option<Retention>,
+    /// The escalation server of a shell started with `escalation` (§10.3).
+    pub escalation: Option<Arc<crate::escalate::server::Escalation>>,
 }
 
 /// A `process/write` or `process/closeStdin`, queued in wire order.
@@ -133,6 +135,7 @@ impl Record {
                 pty: None,
                 sandboxed: false,
                 window: silent.then(Retention::default),
+                escalation: None,
             }),
             changed: Notify::new(),
             force_close: Notify::new(),

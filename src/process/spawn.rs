@@ -33,7 +33,18 @@ pub struct SpawnSpec {
     pub sandbox: Option<crate::sandbox::plan::ProcessPlan>,
     /// Landlock ABI of the kernel (probed at start).
     pub landlock_abi: u32,
+    /// Extra descriptors the child gets at the given numbers (the escalation
+    /// socket at 3), or with [`SpawnSpec::exact`] all of its descriptors.
+    pub inherit: Vec<(RawFd, OwnedFd)>,
+    /// The child's stdio comes from `inherit` (fds 0–2 it does not name are
+    /// `/dev/null`) instead of new pipes or a terminal.
+    given_stdio: bool,
 }
+
+/// Most descriptors a child can be given (16 passed plus stdio and slack).
+pub const MAX_CHILD_FDS: usize = 32;
+/// Descriptor numbers a child can be given are below this.
+pub const MAX_TARGET_FD: RawFd = 1024;
 
 /// Why a start failed.
 #[derive(Debug)]
@@ -110,7 +121,32 @@ impl SpawnSpec {
             pipe_stdin,
             sandbox: None,
             landlock_abi: 0,
+            inherit: Vec::new(),
+            given_stdio: false,
         })
+    }
+
+    /// A command run exactly as given: `program` (no search), `argv` with its
+    /// `argv[0]`, and the descriptors in `fds` at their numbers; nothing else is
+    /// inherited and fds 0–2 not in `fds` are `/dev/null` (escalated commands).
+    pub fn exact(
+        program: &Path,
+        argv: &[String],
+        env: &Env,
+        cwd: &Path,
+        fds: Vec<(RawFd, OwnedFd)>,
+    ) -> Result<Self, SpecError> {
+        let prog = program.to_string_lossy().into_owned();
+        let mut full = vec![prog.clone()];
+        full.extend(argv.iter().skip(1).cloned());
+        let arg0 = argv.first().cloned().unwrap_or(prog);
+        let mut s = SpawnSpec::new(&full, Some(&arg0), env, cwd, None, false)?;
+        s.candidates = vec![CString::new(program.as_os_str().as_bytes())
+            .map_err(|_| SpecError("file must not contain NUL bytes".into()))?];
+        s.search = false;
+        s.inherit = fds;
+        s.given_stdio = true;
+        Ok(s)
     }
 }
 
@@ -127,7 +163,16 @@ pub struct Spawned {
     pub exit: oneshot::Receiver<WaitStatus>,
 }
 
-type Job = (SpawnSpec, oneshot::Sender<Result<Spawned, SpawnError>>);
+/// A started child whose descriptors were given, not created (escalated commands).
+pub struct SpawnedExact {
+    pub pid: i32,
+    pub exit: oneshot::Receiver<WaitStatus>,
+}
+
+enum Job {
+    Managed(SpawnSpec, oneshot::Sender<Result<Spawned, SpawnError>>),
+    Exact(SpawnSpec, oneshot::Sender<Result<SpawnedExact, SpawnError>>),
+}
 
 /// The long-lived thread that forks.
 #[derive(Clone)]
@@ -141,8 +186,15 @@ impl Spawner {
         std::thread::Builder::new()
             .name("tether-spawner".into())
             .spawn(move || {
-                while let Ok((spec, reply)) = rx.recv() {
-                    let _ = reply.send(spawn(&spec, &reaper));
+                while let Ok(job) = rx.recv() {
+                    match job {
+                        Job::Managed(spec, reply) => {
+                            let _ = reply.send(spawn(spec, &reaper));
+                        }
+                        Job::Exact(spec, reply) => {
+                            let _ = reply.send(spawn_exact(spec, &reaper));
+                        }
+                    }
                 }
             })
             .expect("spawn the spawner thread");
@@ -152,7 +204,17 @@ impl Spawner {
     pub async fn spawn(&self, spec: SpawnSpec) -> Result<Spawned, SpawnError> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send((spec, tx))
+            .send(Job::Managed(spec, tx))
+            .map_err(|_| io::Error::other("spawner thread is gone"))?;
+        rx.await
+            .map_err(|_| io::Error::other("spawner thread is gone"))?
+    }
+
+    /// Start a [`SpawnSpec::exact`] command.
+    pub async fn spawn_exact(&self, spec: SpawnSpec) -> Result<SpawnedExact, SpawnError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Exact(spec, tx))
             .map_err(|_| io::Error::other("spawner thread is gone"))?;
         rx.await
             .map_err(|_| io::Error::other("spawner thread is gone"))?
@@ -282,12 +344,74 @@ const STAGE_LANDLOCK: u32 = 3;
 const STAGE_SECCOMP: u32 = 4;
 const STAGE_CAPS: u32 = 5;
 
-/// Fork and exec on the spawner thread.
-fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
-    let stdio = make_stdio(spec)?;
-    let tty_path = stdio
-        .ctty
-        .and_then(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok());
+/// Fork and exec a managed process on the spawner thread: new pipes or a terminal.
+fn spawn(mut spec: SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
+    let stdio = make_stdio(&spec)?;
+    let inherit = std::mem::take(&mut spec.inherit);
+    let mut fds: Vec<(RawFd, RawFd)> = (0..3)
+        .map(|i| (i as RawFd, stdio.child[i].as_raw_fd()))
+        .collect();
+    fds.extend(inherit.iter().map(|(t, f)| (*t, f.as_raw_fd())));
+    let (pid, exit_rx) = fork_exec(&spec, &fds, stdio.ctty, reaper)?;
+    drop(stdio.child);
+    drop(inherit);
+
+    set_nonblocking(stdio.stdout.as_raw_fd())?;
+    if let Some(e) = &stdio.stderr {
+        set_nonblocking(e.as_raw_fd())?;
+    }
+    if let Some(i) = &stdio.stdin {
+        set_nonblocking(i.as_raw_fd())?;
+    }
+    Ok(Spawned {
+        pid,
+        stdin: stdio.stdin,
+        stdout: stdio.stdout,
+        stderr: stdio.stderr,
+        pty: stdio.pty,
+        exit: exit_rx,
+    })
+}
+
+/// Fork and exec a command whose descriptors are all given.
+fn spawn_exact(mut spec: SpawnSpec, reaper: &Reaper) -> Result<SpawnedExact, SpawnError> {
+    debug_assert!(spec.given_stdio);
+    let inherit = std::mem::take(&mut spec.inherit);
+    let mut fds: Vec<(RawFd, RawFd)> = inherit.iter().map(|(t, f)| (*t, f.as_raw_fd())).collect();
+    let mut nulls = Vec::new();
+    for target in 0..3 {
+        if !fds.iter().any(|(t, _)| *t == target) {
+            let n = dev_null()?;
+            fds.push((target, n.as_raw_fd()));
+            nulls.push(n);
+        }
+    }
+    let (pid, exit) = fork_exec(&spec, &fds, None, reaper)?;
+    drop(inherit);
+    drop(nulls);
+    Ok(SpawnedExact { pid, exit })
+}
+
+/// Fork and exec with `fds` (target number, source descriptor) placed in the
+/// child; returns the pid once the child has exec'd.
+fn fork_exec(
+    spec: &SpawnSpec,
+    fds: &[(RawFd, RawFd)],
+    ctty: Option<RawFd>,
+    reaper: &Reaper,
+) -> Result<(i32, oneshot::Receiver<WaitStatus>), SpawnError> {
+    let bad = || io::Error::from_raw_os_error(libc::EBADF);
+    if fds.len() > MAX_CHILD_FDS {
+        return Err(io::Error::from_raw_os_error(libc::EMFILE).into());
+    }
+    let mut targets: Vec<RawFd> = fds.iter().map(|(t, _)| *t).collect();
+    targets.sort_unstable();
+    if targets.windows(2).any(|w| w[0] == w[1])
+        || targets.iter().any(|t| !(0..MAX_TARGET_FD).contains(t))
+    {
+        return Err(bad().into());
+    }
+    let tty_path = ctty.and_then(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok());
     let sandbox = prepare_sandbox(spec, tty_path.as_deref())?;
     let fprog = sandbox
         .as_ref()
@@ -303,16 +427,12 @@ fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
     let mut envp: Vec<*const libc::c_char> = spec.envp.iter().map(|a| a.as_ptr()).collect();
     envp.push(std::ptr::null());
     let cands: Vec<*const libc::c_char> = spec.candidates.iter().map(|a| a.as_ptr()).collect();
-    let child_fds = [
-        stdio.child[0].as_raw_fd(),
-        stdio.child[1].as_raw_fd(),
-        stdio.child[2].as_raw_fd(),
-    ];
     let ctx = ChildCtx {
         // SAFETY: getpid never fails.
         parent: unsafe { libc::getpid() },
-        fds: child_fds,
-        ctty: stdio.ctty,
+        fds,
+        targets: &targets,
+        ctty,
         cwd: spec.cwd.as_ptr(),
         candidates: &cands,
         search: spec.search,
@@ -343,7 +463,6 @@ fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
         reg.insert(pid, exit_tx);
         pid
     };
-    drop(stdio.child);
     drop(err_w);
 
     let mut buf = [0u8; 8];
@@ -377,27 +496,15 @@ fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
         };
         return Err(SpawnError::Sandbox(format!("{step} failed: {err}")));
     }
-
-    set_nonblocking(stdio.stdout.as_raw_fd())?;
-    if let Some(e) = &stdio.stderr {
-        set_nonblocking(e.as_raw_fd())?;
-    }
-    if let Some(i) = &stdio.stdin {
-        set_nonblocking(i.as_raw_fd())?;
-    }
-    Ok(Spawned {
-        pid,
-        stdin: stdio.stdin,
-        stdout: stdio.stdout,
-        stderr: stdio.stderr,
-        pty: stdio.pty,
-        exit: exit_rx,
-    })
+    Ok((pid, exit_rx))
 }
 
 struct ChildCtx<'a> {
     parent: libc::pid_t,
-    fds: [RawFd; 3],
+    /// (target number, source descriptor), at most [`MAX_CHILD_FDS`].
+    fds: &'a [(RawFd, RawFd)],
+    /// The target numbers, sorted, unique, below [`MAX_TARGET_FD`].
+    targets: &'a [RawFd],
     ctty: Option<RawFd>,
     cwd: *const libc::c_char,
     candidates: &'a [*const libc::c_char],
@@ -440,8 +547,9 @@ unsafe fn errno() -> i32 {
 
 /// The child between `fork` and `execve`. Async-signal-safe calls only.
 unsafe fn child_main(c: &ChildCtx<'_>) -> ! {
+    let mut err_fd = c.err_fd;
     if libc::setsid() < 0 {
-        fail(c.err_fd, errno());
+        fail(err_fd, errno());
     }
     libc::prctl(
         libc::PR_SET_PDEATHSIG,
@@ -484,50 +592,74 @@ unsafe fn child_main(c: &ChildCtx<'_>) -> ! {
 
     if let Some(slave) = c.ctty {
         if libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {
-            fail(c.err_fd, errno());
+            fail(err_fd, errno());
         }
     }
-    // Move the sources out of the 0..=2 range first, then into place.
-    let mut high = [0; 3];
-    for (i, fd) in c.fds.iter().enumerate() {
-        high[i] = libc::fcntl(*fd, libc::F_DUPFD, 10);
+    // Descriptors still needed after the moves go above every target first.
+    let max_target = c.targets.last().copied().unwrap_or(2);
+    let lowest = (max_target + 1).max(10);
+    if err_fd < lowest {
+        let n = libc::fcntl(err_fd, libc::F_DUPFD_CLOEXEC, lowest);
+        if n < 0 {
+            fail(err_fd, errno());
+        }
+        err_fd = n;
+    }
+    let mut landlock = c.landlock;
+    if let Some(fd) = landlock.filter(|fd| *fd < lowest) {
+        let n = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, lowest);
+        if n < 0 {
+            fail(err_fd, errno());
+        }
+        landlock = Some(n);
+    }
+    // Move the sources above every target, then into place.
+    let mut high = [0; MAX_CHILD_FDS];
+    for (i, (_, fd)) in c.fds.iter().enumerate() {
+        high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, lowest);
         if high[i] < 0 {
-            fail(c.err_fd, errno());
+            fail(err_fd, errno());
         }
     }
-    for (target, fd) in high.iter().enumerate() {
-        if libc::dup2(*fd, target as RawFd) < 0 {
-            fail(c.err_fd, errno());
+    for (i, (target, _)) in c.fds.iter().enumerate() {
+        if libc::dup2(high[i], *target) < 0 {
+            fail(err_fd, errno());
         }
     }
-    // Everything above 2 closes at exec (the error pipe is already close-on-exec).
-    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 4;
-    if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) < 0 {
-        for fd in 3..65_536 {
-            if fd != c.err_fd {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            }
+    // Everything else above 2 closes at exec (the error pipe is already
+    // close-on-exec; dup2 cleared the flag on the targets).
+    let mut from: RawFd = 3;
+    for t in c.targets.iter().copied().chain(std::iter::once(RawFd::MAX)) {
+        if t < from {
+            continue;
         }
+        if t > from {
+            cloexec_range(from, t - 1, err_fd, c.targets);
+        }
+        if t == RawFd::MAX {
+            break;
+        }
+        from = t + 1;
     }
     if let Some(plan) = c.mount {
         if let Err(e) = crate::sandbox::mount::apply(plan) {
-            fail_at(c.err_fd, STAGE_MOUNT, e);
+            fail_at(err_fd, STAGE_MOUNT, e);
         }
     }
     if libc::chdir(c.cwd) < 0 {
-        fail(c.err_fd, errno());
+        fail(err_fd, errno());
     }
     if c.no_new_privs {
         if let Err(e) = crate::sandbox::caps::drop_dangerous() {
-            fail_at(c.err_fd, STAGE_CAPS, e);
+            fail_at(err_fd, STAGE_CAPS, e);
         }
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
-            fail_at(c.err_fd, STAGE_NNP, errno());
+            fail_at(err_fd, STAGE_NNP, errno());
         }
     }
-    if let Some(fd) = c.landlock {
+    if let Some(fd) = landlock {
         if libc::syscall(libc::SYS_landlock_restrict_self, fd, 0u32) < 0 {
-            fail_at(c.err_fd, STAGE_LANDLOCK, errno());
+            fail_at(err_fd, STAGE_LANDLOCK, errno());
         }
     }
     if let Some(prog) = c.seccomp {
@@ -539,7 +671,7 @@ unsafe fn child_main(c: &ChildCtx<'_>) -> ! {
             prog as *const libc::sock_fprog,
         ) < 0
         {
-            fail_at(c.err_fd, STAGE_SECCOMP, errno());
+            fail_at(err_fd, STAGE_SECCOMP, errno());
         }
     }
     let mut saw_eacces = false;
@@ -547,22 +679,40 @@ unsafe fn child_main(c: &ChildCtx<'_>) -> ! {
         libc::execve(*cand, c.argv, c.envp);
         let e = errno();
         if !c.search {
-            fail(c.err_fd, e);
+            fail(err_fd, e);
         }
         match e {
             libc::EACCES => saw_eacces = true,
             libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
-            _ => fail(c.err_fd, e),
+            _ => fail(err_fd, e),
         }
     }
     fail(
-        c.err_fd,
+        err_fd,
         if saw_eacces {
             libc::EACCES
         } else {
             libc::ENOENT
         },
     )
+}
+
+/// Mark `from..=to` close-on-exec (in the child).
+unsafe fn cloexec_range(from: RawFd, to: RawFd, err_fd: RawFd, targets: &[RawFd]) {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 4;
+    if libc::syscall(
+        libc::SYS_close_range,
+        from as u32,
+        to as u32,
+        CLOSE_RANGE_CLOEXEC,
+    ) < 0
+    {
+        for fd in from..=to.min(65_535) {
+            if fd != err_fd && !targets.contains(&fd) {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! byte strings. No I/O happens here; `server/` and `client/` build on these types.
 
 pub mod bytes;
+pub mod escalation;
 pub mod fs;
 pub mod handshake;
 pub mod http;

@@ -28,7 +28,7 @@ pub struct StartParams {
     #[serde(default)]
     pub sandbox_mode: Option<String>,
     #[serde(default)]
-    pub escalation: Option<serde_json::Value>,
+    pub escalation: Option<super::escalation::EscalationParams>,
 }
 
 /// A terminal size; each member 1…65,535 (checked after decoding).

@@ -157,8 +157,10 @@ impl Dispatcher {
                     .await
             }
             Incoming::Notification { method, .. } => self.notification(&method).await,
-            Incoming::Response { id, .. } => {
-                tracing::info!(%id, "ignoring a response that matches no server request");
+            Incoming::Response { id, outcome } => {
+                if !self.services.procs.requests().complete(&id, outcome) {
+                    tracing::info!(%id, "ignoring a response that matches no server request");
+                }
             }
             Incoming::Request { id, method, params } => self.request(id, method, params).await,
         }

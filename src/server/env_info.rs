@@ -24,6 +24,8 @@ pub const EXTENSIONS: &[&str] = &[
     "process/exited.signal",
     "process/resize",
     "process/closeStdin",
+    "process/start.escalation",
+    "process/approveExec",
     "fs/readDirectory.isSymlink",
     "tools",
 ];

@@ -83,8 +83,7 @@ impl From<ProcessError> for RpcError {
             | ProcessError::NoTerminal(_)
             | ProcessError::UsesTerminal(_)
             | ProcessError::SandboxUnavailable(_)
-            | ProcessError::SandboxContext(_)
-            | ProcessError::NotImplemented(_) => codes::INVALID_REQUEST,
+            | ProcessError::SandboxContext(_) => codes::INVALID_REQUEST,
             ProcessError::Spawn(_) | ProcessError::Signal(_) | ProcessError::Resize(_) => {
                 codes::INTERNAL
             }

@@ -5,6 +5,7 @@ pub mod decode;
 pub mod dispatch;
 pub mod env_info;
 pub mod error;
+pub mod requests;
 pub mod transport;
 
 use crate::process::{group, ProcessManager};
@@ -96,5 +97,6 @@ async fn serve(info: crate::protocol::handshake::EnvironmentInfo) {
     procs.kill_all();
     let _ = tokio::task::spawn_blocking(|| group::sweep_children(SWEEP_BUDGET)).await;
     crate::sandbox::mount::remove_all_placeholders();
+    crate::escalate::server::remove_link_dir();
     tracing::info!("shutdown complete in {:?}", started.elapsed());
 }

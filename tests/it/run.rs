@@ -185,7 +185,6 @@ fn codex_fs_mode_dispatch() {
 }
 
 #[test]
-#[ignore = "issue 6: execve-wrapper mode is not implemented yet (it answers exit 2)"]
 fn execve_wrapper_mode_dispatch() {
     // §10.2: fewer than two arguments → usage on stderr, exit 2; lone --help → 0.
     let out = tether(&["execve-wrapper"]);
@@ -257,7 +256,6 @@ fn links() -> std::path::PathBuf {
 }
 
 #[test]
-#[ignore = "issue 6: execve-wrapper mode is not implemented yet (it answers exit 2)"]
 fn argv0_execve_wrapper_dispatch() {
     let dir = links();
     let out = run_with_input(&mut Command::new(dir.join("execve-wrapper")), b"");
@@ -298,28 +296,30 @@ fn argv0_codex_fs_dispatch() {
 
 /// Until its issue lands, the execve-wrapper mode dispatches and says so plainly
 /// (codex-fs is implemented: see `codex_fs_mode_dispatch`).
+/// Both helper modes dispatch by name and through their links: `execve-wrapper`
+/// without an escalation socket runs the command in place.
 #[test]
-fn helper_modes_dispatch_and_say_not_implemented_yet() {
-    let mode = "execve-wrapper";
-    let out = run_with_input(Command::new(bin()).args([mode, "/bin/true", "true"]), b"{}");
-    assert_eq!(out.status.code(), Some(2), "{mode}: {}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains(&format!("tether {mode}: not implemented yet")),
-        "{mode}: {}",
-        text(&out.stderr)
+fn helper_modes_dispatch_by_name_and_link() {
+    let out = run_with_input(
+        Command::new(bin())
+            .args(["execve-wrapper", "/bin/true", "true"])
+            .env_remove("CODEX_ESCALATE_SOCKET"),
+        b"{}",
     );
-    assert!(out.stdout.is_empty(), "{mode} wrote to stdout");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
     let dir = links();
     let out = run_with_input(
-        Command::new(dir.join(mode)).args(["/bin/true", "true"]),
+        Command::new(dir.join("execve-wrapper"))
+            .args(["/bin/false", "false"])
+            .env_remove("CODEX_ESCALATE_SOCKET"),
         b"{}",
     );
     assert_eq!(
         out.status.code(),
-        Some(2),
-        "{mode} via link: {}",
+        Some(1),
+        "via link: {}",
         text(&out.stderr)
     );
-    assert!(text(&out.stderr).contains("not implemented yet"));
     let _ = std::fs::remove_dir_all(&dir);
 }

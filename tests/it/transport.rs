@@ -691,7 +691,7 @@ const CAPABILITIES: [&str; 15] = [
 
 /// The extensions this build implements and advertises (docs/protocol.md): an
 /// extension is listed only once it works.
-const EXTENSIONS: [&str; 13] = [
+const EXTENSIONS: [&str; 15] = [
     "paths.plain",
     "process/start.size",
     "process/start.sandboxMode",
@@ -703,12 +703,11 @@ const EXTENSIONS: [&str; 13] = [
     "process/exited.signal",
     "process/resize",
     "process/closeStdin",
+    "process/start.escalation",
+    "process/approveExec",
     "fs/readDirectory.isSymlink",
     "tools",
 ];
-
-/// Protocol-1 extensions that are not implemented yet, so not advertised.
-const NOT_YET: [&str; 2] = ["process/start.escalation", "process/approveExec"];
 
 #[test]
 fn initialize_result_shape() {
@@ -802,12 +801,6 @@ fn initialize_result_shape() {
     let ext = t["extensions"].as_object().expect("extensions");
     for e in EXTENSIONS {
         assert_eq!(ext.get(e), Some(&json!(1)), "extension {e}");
-    }
-    for e in NOT_YET {
-        assert!(
-            ext.get(e).is_none(),
-            "extension {e} is advertised but not implemented"
-        );
     }
     assert_eq!(ext.len(), EXTENSIONS.len(), "{ext:?}");
     let sb = &t["sandbox"];

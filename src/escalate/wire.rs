@@ -1,0 +1,532 @@
+//! The escalation socket wire (PROTOCOL.md §10.1): the handshake datagram that
+//! carries one stream end, and length-prefixed JSON frames with `SCM_RIGHTS` on
+//! that stream. Blocking calls serve the wrapper; [`AsyncStream`] serves the
+//! server. Both use the same non-blocking-safe `sendmsg`/`recvmsg` helpers.
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use tokio::io::unix::AsyncFd;
+
+/// Largest frame payload accepted (§10.1, §14).
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+/// Most descriptors in one message (§10.1, §14).
+pub const MAX_FDS: usize = 16;
+
+/// Message 1, wrapper → server: the exec bash asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    pub file: String,
+    pub argv: Vec<String>,
+    pub workdir: String,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// Message 2, server → wrapper.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecResponse {
+    pub action: Action,
+}
+
+/// What the wrapper is told to do. Written as `"Run"`, `"Escalate"` and
+/// `{"Deny":{"reason":...}}`; also read as `{"Run":null}`, `{"Escalate":null}`
+/// and `{"Deny":{}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Action {
+    Run,
+    Escalate,
+    Deny { reason: Option<String> },
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        #[derive(Deserialize)]
+        struct DenyBody {
+            #[serde(default)]
+            reason: Option<String>,
+        }
+        fn unit(name: &str) -> Option<Action> {
+            match name {
+                "Run" => Some(Action::Run),
+                "Escalate" => Some(Action::Escalate),
+                _ => None,
+            }
+        }
+        const NAMES: &[&str] = &["Run", "Escalate", "Deny"];
+        impl<'de> Visitor<'de> for V {
+            type Value = Action;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"Run\", \"Escalate\" or {\"Deny\":{\"reason\":...}}")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Action, E> {
+                unit(s).ok_or_else(|| E::unknown_variant(s, NAMES))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Action, A::Error> {
+                let Some(name) = m.next_key::<String>()? else {
+                    return Err(de::Error::invalid_length(0, &self));
+                };
+                let action = if name == "Deny" {
+                    let body: Option<DenyBody> = m.next_value()?;
+                    Action::Deny {
+                        reason: body.and_then(|b| b.reason),
+                    }
+                } else {
+                    let action =
+                        unit(&name).ok_or_else(|| de::Error::unknown_variant(&name, NAMES))?;
+                    m.next_value::<de::IgnoredAny>()?;
+                    action
+                };
+                if m.next_key::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom("an action has exactly one member"));
+                }
+                Ok(action)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Message 3, wrapper → server after `Escalate`: the descriptor numbers the
+/// escalated command gets, in the order the descriptors travel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdsMessage {
+    pub fds: Vec<i32>,
+}
+
+/// Message 4, server → wrapper: the escalated command's exit status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitMessage {
+    pub exit_code: i32,
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("end of stream")]
+    Eof,
+    #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME} bytes")]
+    TooLarge(usize),
+    #[error("descriptors were truncated")]
+    FdsTruncated,
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// A `socketpair(AF_UNIX, kind)`, close-on-exec.
+pub fn socketpair(kind: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: socketpair fills two descriptors.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            kind | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptors, owned from here on.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Control buffer big enough for [`MAX_FDS`] descriptors, suitably aligned.
+#[repr(C, align(8))]
+struct Control([u8; 128]);
+
+fn cmsg_space(n: usize) -> usize {
+    // SAFETY: CMSG_SPACE is pure arithmetic.
+    unsafe { libc::CMSG_SPACE((n * std::mem::size_of::<RawFd>()) as u32) as usize }
+}
+
+/// One `sendmsg` of `data` with `fds` attached (none when empty). Never raises
+/// `SIGPIPE`. Returns the bytes written.
+pub fn send_raw(fd: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<usize> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many descriptors",
+        ));
+    }
+    let mut ctl = Control([0; 128]);
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        msg.msg_control = ctl.0.as_mut_ptr().cast();
+        msg.msg_controllen = cmsg_space(fds.len()) as _;
+        // SAFETY: the control buffer holds CMSG_SPACE(fds) bytes, so the first
+        // header and its data fit.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as _;
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr(),
+                libc::CMSG_DATA(c).cast::<RawFd>(),
+                fds.len(),
+            );
+        }
+    }
+    loop {
+        // SAFETY: msg points at live buffers for the duration of the call.
+        let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// One `recvmsg` into `buf`; received descriptors are close-on-exec. `Ok((0, _))`
+/// is end of stream.
+pub fn recv_raw(fd: RawFd, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), FrameError> {
+    let mut ctl = Control([0; 128]);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: as in `send_raw`.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctl.0.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg_space(MAX_FDS) as _;
+    let n = loop {
+        // SAFETY: msg points at live buffers for the duration of the call.
+        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e.into());
+        }
+    };
+    let mut fds = Vec::new();
+    // SAFETY: walking the control messages the kernel wrote, within msg_controllen.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let p = libc::CMSG_DATA(c).cast::<RawFd>();
+                for i in 0..len / std::mem::size_of::<RawFd>() {
+                    fds.push(OwnedFd::from_raw_fd(p.add(i).read_unaligned()));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(FrameError::FdsTruncated);
+    }
+    Ok((n, fds))
+}
+
+/// A frame: 4-byte little-endian length, then the compact JSON.
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    let body = serde_json::to_vec(msg).expect("wire messages always serialize");
+    let mut v = Vec::with_capacity(body.len() + 4);
+    v.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    v.extend_from_slice(&body);
+    v
+}
+
+/// A whole frame: its JSON bytes and the descriptors that came with it.
+pub type Frame = (Vec<u8>, Vec<OwnedFd>);
+
+/// Incremental frame reader: descriptors are taken from the first `recvmsg` of
+/// the frame (as the reference reads them), the rest is plain bytes.
+#[derive(Default)]
+pub struct FrameReader {
+    header: [u8; 4],
+    got_header: usize,
+    body: Vec<u8>,
+    fds: Vec<OwnedFd>,
+}
+
+impl FrameReader {
+    /// One read step; `Some` when the frame is complete.
+    pub fn step(&mut self, fd: RawFd) -> Result<Option<Frame>, FrameError> {
+        if self.got_header < 4 {
+            let (n, fds) = recv_raw(fd, &mut self.header[self.got_header..])?;
+            self.fds.extend(fds);
+            if n == 0 {
+                return Err(FrameError::Eof);
+            }
+            self.got_header += n;
+            if self.got_header == 4 {
+                let len = u32::from_le_bytes(self.header) as usize;
+                if len > MAX_FRAME {
+                    return Err(FrameError::TooLarge(len));
+                }
+                self.body = Vec::with_capacity(len.min(64 * 1024));
+                if len == 0 {
+                    return Ok(Some((Vec::new(), std::mem::take(&mut self.fds))));
+                }
+            }
+            return Ok(None);
+        }
+        let len = u32::from_le_bytes(self.header) as usize;
+        let mut chunk = vec![0u8; (len - self.body.len()).min(64 * 1024)];
+        let (n, fds) = recv_raw(fd, &mut chunk)?;
+        // Descriptors after the first read of a frame are not part of it.
+        drop(fds);
+        if n == 0 {
+            return Err(FrameError::Eof);
+        }
+        self.body.extend_from_slice(&chunk[..n]);
+        if self.body.len() == len {
+            return Ok(Some((
+                std::mem::take(&mut self.body),
+                std::mem::take(&mut self.fds),
+            )));
+        }
+        Ok(None)
+    }
+}
+
+/// Send a whole frame on a blocking stream, `fds` with its first byte.
+pub fn send_frame<T: Serialize>(fd: RawFd, msg: &T, fds: &[RawFd]) -> io::Result<()> {
+    let frame = encode(msg);
+    let mut off = 0;
+    while off < frame.len() {
+        let n = send_raw(fd, &frame[off..], if off == 0 { fds } else { &[] })?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        off += n;
+    }
+    Ok(())
+}
+
+/// Read a whole frame from a blocking stream.
+pub fn recv_frame(fd: RawFd) -> Result<Frame, FrameError> {
+    let mut st = FrameReader::default();
+    loop {
+        if let Some(f) = st.step(fd)? {
+            return Ok(f);
+        }
+    }
+}
+
+fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: an OwnedFd is valid and open, and keeps its number until the
+    // AsyncFd that owns it is dropped.
+    unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
+}
+
+/// A stream end registered with the tokio reactor (server side).
+pub struct AsyncStream {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl AsyncStream {
+    pub fn new(fd: OwnedFd) -> io::Result<Self> {
+        crate::process::spawn::set_nonblocking(fd.as_raw_fd())?;
+        Ok(AsyncStream { fd: register(fd)? })
+    }
+
+    pub async fn recv_frame(&self) -> Result<Frame, FrameError> {
+        let mut st = FrameReader::default();
+        loop {
+            let mut guard = self.fd.readable().await?;
+            match guard.try_io(|fd| match st.step(fd.as_raw_fd()) {
+                Err(FrameError::Io(e)) => Err(e),
+                other => Ok(other),
+            }) {
+                Ok(Ok(Ok(Some(f)))) => return Ok(f),
+                Ok(Ok(Ok(None))) => continue,
+                Ok(Ok(Err(e))) => return Err(e),
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    pub async fn send_frame<T: Serialize>(&self, msg: &T) -> io::Result<()> {
+        let frame = encode(msg);
+        let mut off = 0;
+        while off < frame.len() {
+            let mut guard = self.fd.writable().await?;
+            match guard.try_io(|fd| send_raw(fd.as_raw_fd(), &frame[off..], &[])) {
+                Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => off += n,
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait until the peer closes its end (or sends something, which is read and
+    /// discarded: nothing is expected while a command runs).
+    pub async fn closed(&self) {
+        let mut buf = [0u8; 256];
+        loop {
+            let Ok(mut guard) = self.fd.readable().await else {
+                return;
+            };
+            match guard.try_io(|fd| match recv_raw(fd.as_raw_fd(), &mut buf) {
+                Ok((n, _)) => Ok(n),
+                Err(FrameError::Io(e)) => Err(e),
+                Err(_) => Ok(0),
+            }) {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) | Err(_) => continue,
+            }
+        }
+    }
+}
+
+/// A datagram socket registered with the reactor: the server's end of the
+/// shell's escalation socket.
+pub struct AsyncDatagram {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl AsyncDatagram {
+    pub fn new(fd: OwnedFd) -> io::Result<Self> {
+        crate::process::spawn::set_nonblocking(fd.as_raw_fd())?;
+        Ok(AsyncDatagram { fd: register(fd)? })
+    }
+
+    /// The next datagram's length and descriptors.
+    pub async fn recv(&self) -> io::Result<(usize, Vec<OwnedFd>)> {
+        let mut buf = [0u8; 64];
+        loop {
+            let mut guard = self.fd.readable().await?;
+            match guard.try_io(|fd| match recv_raw(fd.as_raw_fd(), &mut buf) {
+                Ok(r) => Ok(Ok(r)),
+                Err(FrameError::Io(e)) => Err(e),
+                Err(e) => Ok(Err(e)),
+            }) {
+                Ok(Ok(Ok(r))) => return Ok(r),
+                // Truncated descriptors: the datagram is dropped, go on.
+                Ok(Ok(Err(e))) => tracing::warn!("escalation datagram: {e}"),
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn actions_are_written_in_the_documented_forms() {
+        let w = |a: Action| serde_json::to_string(&ExecResponse { action: a }).unwrap();
+        assert_eq!(w(Action::Run), r#"{"action":"Run"}"#);
+        assert_eq!(w(Action::Escalate), r#"{"action":"Escalate"}"#);
+        assert_eq!(
+            w(Action::Deny {
+                reason: Some("no".into())
+            }),
+            r#"{"action":{"Deny":{"reason":"no"}}}"#
+        );
+    }
+
+    #[test]
+    fn actions_are_read_in_every_accepted_form() {
+        let r = |v: serde_json::Value| serde_json::from_value::<ExecResponse>(v).map(|r| r.action);
+        assert_eq!(r(json!({"action":"Run"})).unwrap(), Action::Run);
+        assert_eq!(r(json!({"action":{"Run":null}})).unwrap(), Action::Run);
+        assert_eq!(
+            r(json!({"action":{"Escalate":null}})).unwrap(),
+            Action::Escalate
+        );
+        assert_eq!(
+            r(json!({"action":{"Deny":{}}})).unwrap(),
+            Action::Deny { reason: None }
+        );
+        assert_eq!(
+            r(json!({"action":{"Deny":{"reason":null}}})).unwrap(),
+            Action::Deny { reason: None }
+        );
+        assert_eq!(
+            r(json!({"action":{"Deny":{"reason":"x"}},"extra":1})).unwrap(),
+            Action::Deny {
+                reason: Some("x".into())
+            }
+        );
+        assert!(r(json!({"action":"Fly"})).is_err());
+        assert!(r(json!({"action":{}})).is_err());
+        assert!(r(json!({"action":{"Run":null,"Deny":{}}})).is_err());
+        assert!(r(json!({"action":7})).is_err());
+        assert!(r(json!({})).is_err());
+    }
+
+    #[test]
+    fn request_round_trip_and_optional_env() {
+        let q: ExecRequest =
+            serde_json::from_value(json!({"file":"/bin/ls","argv":["ls"],"workdir":"/"})).unwrap();
+        assert!(q.env.is_empty());
+        let f = encode(&q);
+        assert_eq!(
+            u32::from_le_bytes(f[..4].try_into().unwrap()) as usize,
+            f.len() - 4
+        );
+        assert_eq!(serde_json::from_slice::<ExecRequest>(&f[4..]).unwrap(), q);
+        assert_eq!(
+            serde_json::to_string(&ExitMessage { exit_code: 3 }).unwrap(),
+            r#"{"exit_code":3}"#
+        );
+    }
+
+    #[test]
+    fn frames_and_descriptors_cross_a_stream() {
+        let (a, b) = socketpair(libc::SOCK_STREAM).unwrap();
+        let (x, _y) = socketpair(libc::SOCK_STREAM).unwrap();
+        send_frame(
+            a.as_raw_fd(),
+            &FdsMessage { fds: vec![0] },
+            &[x.as_raw_fd()],
+        )
+        .unwrap();
+        send_frame(a.as_raw_fd(), &ExitMessage { exit_code: 1 }, &[]).unwrap();
+        let (body, fds) = recv_frame(b.as_raw_fd()).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<FdsMessage>(&body).unwrap().fds,
+            [0]
+        );
+        assert_eq!(fds.len(), 1);
+        let (body, fds) = recv_frame(b.as_raw_fd()).unwrap();
+        assert_eq!(body, br#"{"exit_code":1}"#);
+        assert!(fds.is_empty());
+        drop(a);
+        assert!(matches!(recv_frame(b.as_raw_fd()), Err(FrameError::Eof)));
+    }
+
+    #[test]
+    fn oversized_and_cut_frames_are_errors() {
+        let (a, b) = socketpair(libc::SOCK_STREAM).unwrap();
+        send_raw(a.as_raw_fd(), &(MAX_FRAME as u32 + 1).to_le_bytes(), &[]).unwrap();
+        assert!(matches!(
+            recv_frame(b.as_raw_fd()),
+            Err(FrameError::TooLarge(_))
+        ));
+        let (a, b) = socketpair(libc::SOCK_STREAM).unwrap();
+        send_raw(a.as_raw_fd(), &[10, 0, 0, 0, b'{'], &[]).unwrap();
+        drop(a);
+        assert!(matches!(recv_frame(b.as_raw_fd()), Err(FrameError::Eof)));
+    }
+}
