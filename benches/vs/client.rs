@@ -4,8 +4,6 @@
 //! process) and files responses by id for the waiting caller.
 
 use super::json;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -86,7 +84,9 @@ fn reader_loop(out: std::process::ChildStdout, shared: Arc<Shared>) {
                         .and_then(json::plain_str)
                         .unwrap_or_default();
                     scratch.resize(chunk.len() / 4 * 3 + 3, 0);
-                    let n = STANDARD.decode_slice(chunk, &mut scratch).unwrap_or(0);
+                    let n = base64_simd::STANDARD
+                        .decode(chunk, base64_simd::Out::from_slice(&mut scratch))
+                        .map_or(0, |d| d.len());
                     let mut st = shared.lock();
                     st.procs.entry(pid.to_vec()).or_default().bytes += n as u64;
                 }
