@@ -51,11 +51,27 @@ fn prepare_process() {
     }
 }
 
+/// CPUs this process may run on, from its affinity mask: one syscall, where the
+/// runtime's default (`available_parallelism`) reads cgroup files from /proc and
+/// /sys on every start, a visible part of the handshake.
+fn cpus() -> usize {
+    // SAFETY: sched_getaffinity fills the set we pass; CPU_COUNT only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            (libc::CPU_COUNT(&set) as usize).max(1)
+        } else {
+            1
+        }
+    }
+}
+
 /// Run the exec-server on stdin/stdout until a shutdown trigger; returns the exit code.
 pub fn run() -> i32 {
     prepare_process();
     let info = env_info::compute();
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cpus())
         .enable_all()
         .build()
     {
