@@ -245,7 +245,10 @@ fn read_file(argv: &[String], path: &Path, size: u64) -> Res<f64> {
         .and_then(|r| json::get(r, "dataBase64"))
         .and_then(json::plain_str)
         .ok_or("no dataBase64")?;
-    let n = STANDARD.decode_to_vec(data).map_err(|e| e.to_string())?.len() as u64;
+    let n = STANDARD
+        .decode_to_vec(data)
+        .map_err(|e| e.to_string())?
+        .len() as u64;
     let took = ms(t.elapsed());
     if n != size {
         return Err(format!("read {n} bytes, expected {size}"));
