@@ -20,3 +20,29 @@ release:
 # What CI runs on a fresh machine
 ci:
     bash .ci/run
+
+# Benchmark this build alone (developer tool, see BENCHMARKS.md). `just bench --quick`
+bench *ARGS:
+    cargo bench --bench vs -- {{ARGS}}
+
+# Benchmark against the reference Codex exec-server 0.169.0 (installed from npm into
+# ~/.cache/tether/codex-0.169.0 when missing) and regenerate BENCHMARKS.md and its chart.
+# `just bench-vs-codex --quick` for a smoke run (writes nothing then).
+bench-vs-codex *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir="$HOME/.cache/tether/codex-0.169.0"
+    codex="$dir/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex"
+    if [ ! -x "$codex" ]; then
+        mkdir -p "$dir"
+        npm install --prefix "$dir" --no-audit --no-fund @openai/codex@0.169.0
+    fi
+    export CODEX_HOME="$(mktemp -d -p "$HOME" .tether-bench-codex-home.XXXXXX)"
+    trap 'rm -rf "$CODEX_HOME"' EXIT
+    out=()
+    case " {{ARGS}} " in
+        *" --quick "*) ;;
+        *) out=(--markdown BENCHMARKS.md --svg docs/bench-chunks.svg) ;;
+    esac
+    cargo bench --bench vs -- --baseline "$codex exec-server --listen stdio" \
+        --baseline-name codex --command-label "just bench-vs-codex" "${out[@]}" {{ARGS}}

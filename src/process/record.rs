@@ -5,7 +5,7 @@ use super::group::{exit_code, WaitStatus};
 use super::retention::{Retained, Retention};
 use crate::protocol::process::{ClosedParams, ExitedParams, Stream};
 use crate::protocol::{self, methods, NotificationOut};
-use crate::server::transport::Outbound;
+use crate::server::transport::{Body, Outbound};
 use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -21,6 +21,10 @@ pub const MAX_CHUNK: usize = 65_536;
 pub const WRITE_IDS: usize = 4_096;
 /// Queued stdin chunks per process (§6.6).
 pub const WRITE_QUEUE: usize = 128;
+/// Pipe buffer asked for once a child fills a whole chunk in one read: a fast
+/// producer then hands over full chunks with far fewer wake-ups. Only streams that
+/// prove fast get it, so many quiet children do not use up the user's pipe quota.
+const FAST_PIPE_SIZE: libc::c_int = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
@@ -195,6 +199,8 @@ struct Source {
     stream: Stream,
     fd: AsyncFd<OwnedFd>,
     open: bool,
+    /// The pipe buffer was already enlarged (or that was tried).
+    grown: bool,
 }
 
 enum ReadOutcome {
@@ -290,13 +296,22 @@ impl Pump {
         if self.rec.silent {
             return;
         }
-        let line = protocol::output_line(&self.rec.id, seq, stream, &b64);
-        self.out.send(line, permit).await;
+        let head = protocol::output_head(&self.rec.id, seq, stream);
+        self.out
+            .send_parts(head, Body::Shared(b64), protocol::OUTPUT_TAIL, permit)
+            .await;
     }
 
     async fn handle(&self, src: &mut Source, r: io::Result<ReadOutcome>, buf: &[u8]) {
         match r {
-            Ok(ReadOutcome::Data(n)) => self.emit_output(src.stream, &buf[..n]).await,
+            Ok(ReadOutcome::Data(n)) => {
+                if n == buf.len() && !src.grown {
+                    src.grown = true;
+                    // SAFETY: fcntl on a descriptor we own; a PTY or a refusal is harmless.
+                    unsafe { libc::fcntl(src.fd.as_raw_fd(), libc::F_SETPIPE_SZ, FAST_PIPE_SIZE) };
+                }
+                self.emit_output(src.stream, &buf[..n]).await
+            }
             Ok(ReadOutcome::Eof) => src.open = false,
             Err(e) => {
                 tracing::warn!(process = %self.rec.id, "reading {} failed: {e}", src.stream.as_str());
@@ -394,6 +409,7 @@ impl Pump {
                 stream,
                 fd,
                 open: true,
+                grown: false,
             }),
             Err(e) => {
                 tracing::error!("cannot poll an output descriptor: {e}");

@@ -25,9 +25,11 @@ impl<'de> Deserialize<'de> for ByteChunk {
     }
 }
 
-/// Encode bytes as standard base64.
+/// Encode bytes as standard base64. Uses the SIMD encoder (AVX2/SSSE3 when the CPU
+/// has them, picked at run time): the output is the same as the `base64` crate's,
+/// at several times the speed, and encoding is the server's main per-byte cost.
 pub fn encode(bytes: &[u8]) -> String {
-    STANDARD.encode(bytes)
+    base64_simd::STANDARD.encode_to_string(bytes)
 }
 
 /// Decode standard base64.
@@ -45,6 +47,14 @@ mod tests {
         let s = serde_json::to_string(&c).unwrap();
         assert_eq!(s, "\"aGkK\"");
         assert_eq!(serde_json::from_str::<ByteChunk>(&s).unwrap(), c);
+    }
+
+    #[test]
+    fn simd_encoding_matches_the_reference_encoder() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        for n in [0, 1, 2, 3, 4, 31, 32, 33, 95, 96, 97, 4999, 5000] {
+            assert_eq!(encode(&data[..n]), STANDARD.encode(&data[..n]), "{n} bytes");
+        }
     }
 
     #[test]

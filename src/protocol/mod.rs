@@ -153,16 +153,15 @@ pub fn to_line<T: Serialize>(msg: &T) -> Vec<u8> {
     v
 }
 
-/// The `process/output` line, built without an intermediate value because it is
-/// the hot path: `chunk_b64` is already base64.
-pub fn output_line(
-    process_id: &str,
-    seq: u64,
-    stream: process::Stream,
-    chunk_b64: &str,
-) -> Vec<u8> {
+/// What closes a `process/output` line after its base64 chunk.
+pub const OUTPUT_TAIL: &[u8] = b"\"}}\n";
+
+/// The `process/output` line up to (not including) its base64 chunk, built without
+/// an intermediate value because it is the hot path. The writer sends head, chunk
+/// and [`OUTPUT_TAIL`] as one message, so the chunk is never copied into a line.
+pub fn output_head(process_id: &str, seq: u64, stream: process::Stream) -> Vec<u8> {
     use std::io::Write;
-    let mut v = Vec::with_capacity(chunk_b64.len() + process_id.len() + 96);
+    let mut v = Vec::with_capacity(process_id.len() + 96);
     v.extend_from_slice(br#"{"method":"process/output","params":{"processId":"#);
     serde_json::to_writer(&mut v, process_id).expect("a string always serializes");
     let _ = write!(
@@ -170,8 +169,32 @@ pub fn output_line(
         r#","seq":{seq},"stream":"{}","chunk":""#,
         stream.as_str()
     );
+    v
+}
+
+/// The whole `process/output` line; `chunk_b64` is already base64.
+pub fn output_line(
+    process_id: &str,
+    seq: u64,
+    stream: process::Stream,
+    chunk_b64: &str,
+) -> Vec<u8> {
+    let mut v = output_head(process_id, seq, stream);
     v.extend_from_slice(chunk_b64.as_bytes());
-    v.extend_from_slice(b"\"}}\n");
+    v.extend_from_slice(OUTPUT_TAIL);
+    v
+}
+
+/// What closes an `fs/readFile` result line after its base64 data.
+pub const READ_FILE_TAIL: &[u8] = b"\"}}\n";
+
+/// The `fs/readFile` response line up to its base64 data: `{"id":..,"result":{"dataBase64":"`.
+/// A big file's data is then written after it without being copied into a line.
+pub fn read_file_head(id: &RequestId) -> Vec<u8> {
+    let mut v = Vec::with_capacity(48);
+    v.extend_from_slice(br#"{"id":"#);
+    serde_json::to_writer(&mut v, id).expect("an id always serializes");
+    v.extend_from_slice(br#","result":{"dataBase64":""#);
     v
 }
 
@@ -188,5 +211,21 @@ mod line_tests {
         );
         let v: serde_json::Value = serde_json::from_slice(&l).unwrap();
         assert_eq!(v["params"]["processId"], "p\"1");
+    }
+
+    #[test]
+    fn read_file_line_matches_the_serialized_result() {
+        for id in [RequestId::Int(-7), RequestId::Str("a\"b".into())] {
+            let mut l = read_file_head(&id);
+            l.extend_from_slice(b"aGkK");
+            l.extend_from_slice(READ_FILE_TAIL);
+            let want = to_line(&ResponseOut {
+                id: &id,
+                result: fs::ReadFileResult {
+                    data_base64: "aGkK".into(),
+                },
+            });
+            assert_eq!(l, want);
+        }
     }
 }

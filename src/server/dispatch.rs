@@ -3,7 +3,7 @@
 
 use super::decode::{classify, Incoming};
 use super::error::RpcError;
-use super::transport::{InputEvent, Outbound};
+use super::transport::{Body, InputEvent, Outbound};
 use crate::fs::FsService;
 use crate::http::HttpService;
 use crate::process::ProcessManager;
@@ -247,6 +247,11 @@ impl Dispatcher {
         let out = self.out.clone();
         let services = self.services.clone();
         tokio::spawn(async move {
+            if method == methods::FS_READ_FILE {
+                read_file(&id, params, &services, &out).await;
+                drop(permit);
+                return;
+            }
             let mut after = None;
             let result = handle(&method, params, &services, &mut after).await;
             out.send(response_line(&id, result), None).await;
@@ -275,6 +280,27 @@ impl Dispatcher {
             session_id: self.session_id.clone(),
             environment_info: self.services.info.clone(),
         })
+    }
+}
+
+/// `fs/readFile`: the result line is its head, then the base64 data as it is, then
+/// its tail, so a result of hundreds of megabytes is neither escaped nor copied
+/// into a line again. The bytes on the wire are what serializing the result gives.
+async fn read_file(id: &RequestId, params: Value, s: &Services, out: &Outbound) {
+    let r = match decode(params) {
+        Ok(p) => s.fs.read_file(p).await.map_err(RpcError::from),
+        Err(e) => Err(e),
+    };
+    match r {
+        Ok(res) => {
+            let data = Body::Owned(res.data_base64.into_bytes());
+            let head = protocol::read_file_head(id);
+            out.send_parts(head, data, protocol::READ_FILE_TAIL, None)
+                .await;
+        }
+        Err(e) => {
+            out.send(response_line(id, Err(e)), None).await;
+        }
     }
 }
 

@@ -122,10 +122,42 @@ pub fn spawn_reader<R: Read + Send + 'static>(mut input: R, tx: mpsc::Sender<Inp
         .expect("spawn stdin thread");
 }
 
-/// One serialized message (with its trailing `\n`) and the output budget it holds.
+/// The large middle part of a message, written between its head and its tail
+/// without being copied into a line.
+pub enum Body {
+    None,
+    /// Shared with another owner (a retained output chunk).
+    Shared(Arc<str>),
+    Owned(Vec<u8>),
+}
+
+impl Body {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Body::None => b"",
+            Body::Shared(s) => s.as_bytes(),
+            Body::Owned(v) => v,
+        }
+    }
+}
+
+/// One serialized message, `data` + `body` + `tail` (ending in `\n`), and the output
+/// budget it holds until it has been written.
 pub struct OutMsg {
     pub data: Vec<u8>,
+    pub body: Body,
+    pub tail: &'static [u8],
     pub permit: Option<OwnedSemaphorePermit>,
+}
+
+impl OutMsg {
+    fn parts(&self) -> [&[u8]; 3] {
+        [&self.data, self.body.bytes(), self.tail]
+    }
+
+    fn len(&self) -> usize {
+        self.parts().iter().map(|p| p.len()).sum()
+    }
 }
 
 /// The sending side of the outbound queue. Cheap to clone.
@@ -137,12 +169,65 @@ pub struct Outbound {
 impl Outbound {
     /// Queue a message; waits while the queue is full. `false` once the writer is gone.
     pub async fn send(&self, data: Vec<u8>, permit: Option<OwnedSemaphorePermit>) -> bool {
-        self.tx.send(OutMsg { data, permit }).await.is_ok()
+        self.send_parts(data, Body::None, b"", permit).await
+    }
+
+    /// Queue the message `head` + `body` + `tail`, written whole as one line.
+    pub async fn send_parts(
+        &self,
+        head: Vec<u8>,
+        body: Body,
+        tail: &'static [u8],
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> bool {
+        let msg = OutMsg {
+            data: head,
+            body,
+            tail,
+            permit,
+        };
+        self.tx.send(msg).await.is_ok()
     }
 }
 
+/// Messages the writer takes from the queue for one `writev`, at most.
+const BATCH_MESSAGES: usize = 64;
+/// Stop adding messages to a batch past this many bytes.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Write every part of `batch` in order, whole, with as few `writev` calls as the
+/// kernel allows. Messages stay contiguous: nothing else writes stdout.
+fn write_batch<W: Write>(out: &mut W, batch: &[OutMsg]) -> io::Result<()> {
+    let mut parts: Vec<&[u8]> = batch
+        .iter()
+        .flat_map(|m| m.parts())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut first = 0;
+    while first < parts.len() {
+        let slices: Vec<io::IoSlice<'_>> =
+            parts[first..].iter().map(|p| io::IoSlice::new(p)).collect();
+        let mut n = match out.write_vectored(&slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        while first < parts.len() && n >= parts[first].len() {
+            n -= parts[first].len();
+            first += 1;
+        }
+        if n > 0 {
+            parts[first] = &parts[first][n..];
+        }
+    }
+    out.flush()
+}
+
 /// Start the stdout writer thread. `stop` silences it (shutdown writes nothing more);
-/// `on_fail` runs once if a write fails.
+/// `on_fail` runs once if a write fails. Messages that are ready together go out in
+/// one `writev` (each still whole and in queue order); their budget permits are
+/// released once they are written.
 pub fn spawn_writer<W: Write + Send + 'static>(
     mut out: W,
     stop: Arc<AtomicBool>,
@@ -152,19 +237,33 @@ pub fn spawn_writer<W: Write + Send + 'static>(
     std::thread::Builder::new()
         .name("tether-stdout".into())
         .spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH_MESSAGES);
             while let Some(msg) = rx.blocking_recv() {
+                let mut bytes = msg.len();
+                batch.push(msg);
+                while batch.len() < BATCH_MESSAGES && bytes < BATCH_BYTES {
+                    match rx.try_recv() {
+                        Ok(m) => {
+                            bytes += m.len();
+                            batch.push(m);
+                        }
+                        Err(_) => break,
+                    }
+                }
                 if stop.load(Ordering::SeqCst) {
+                    batch.clear();
                     continue;
                 }
-                if let Err(e) = out.write_all(&msg.data).and_then(|()| out.flush()) {
+                if let Err(e) = write_batch(&mut out, &batch) {
                     tracing::info!("writing stdout failed: {e}; shutting down");
                     stop.store(true, Ordering::SeqCst);
                     on_fail();
+                    batch.clear();
                     // Keep draining so producers never block on a dead writer.
                     while rx.blocking_recv().is_some() {}
                     return;
                 }
-                drop(msg);
+                batch.clear();
             }
         })
         .expect("spawn stdout thread");
@@ -198,6 +297,41 @@ mod tests {
         assert_eq!(
             split(100, &[b"a\r\n\n  \t\r\nb", b"c\nd"]),
             ["a", "bc", "d"]
+        );
+    }
+
+    /// A writer that takes at most 5 bytes per call, to exercise partial writes.
+    struct Trickle(Vec<u8>);
+
+    impl Write for Trickle {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            let n = b.len().min(5);
+            self.0.extend_from_slice(&b[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn batches_write_every_part_in_order_across_partial_writes() {
+        let msg = |h: &str, b: Body, t: &'static [u8]| OutMsg {
+            data: h.as_bytes().to_vec(),
+            body: b,
+            tail: t,
+            permit: None,
+        };
+        let batch = [
+            msg("{\"a\":\"", Body::Shared("xyz".into()), b"\"}\n"),
+            msg("{}\n", Body::None, b""),
+            msg("{\"b\":\"", Body::Owned(b"0123456789".to_vec()), b"\"}\n"),
+        ];
+        let mut w = Trickle(Vec::new());
+        write_batch(&mut w, &batch).unwrap();
+        assert_eq!(
+            String::from_utf8(w.0).unwrap(),
+            "{\"a\":\"xyz\"}\n{}\n{\"b\":\"0123456789\"}\n"
         );
     }
 

@@ -1,0 +1,120 @@
+//! A JSON skimmer for the bench client: finds members of an object as raw byte
+//! slices without building values. Strings are skipped with `memchr`, so a 358 MB
+//! `dataBase64` costs one fast scan instead of a byte-by-byte parse; the client must
+//! not be what limits a figure. It assumes well-formed input (the servers under
+//! test write compact, valid JSON) and reads only what the bench needs.
+
+/// Index just past the string that starts at `i` (which must be `"`).
+fn skip_string(b: &[u8], mut i: usize) -> usize {
+    i += 1;
+    loop {
+        match memchr::memchr2(b'"', b'\\', &b[i..]) {
+            Some(k) if b[i + k] == b'\\' => i += k + 2,
+            Some(k) => return i + k + 1,
+            None => return b.len(),
+        }
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && b[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
+/// Index just past the value that starts at `i`.
+fn skip_value(b: &[u8], i: usize) -> usize {
+    let i = skip_ws(b, i);
+    match b.get(i) {
+        Some(b'"') => skip_string(b, i),
+        Some(b'{') | Some(b'[') => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while j < b.len() {
+                match b[j] {
+                    b'"' => {
+                        j = skip_string(b, j);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return j + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            b.len()
+        }
+        _ => {
+            let mut j = i;
+            while j < b.len() && !matches!(b[j], b',' | b'}' | b']') && !b[j].is_ascii_whitespace()
+            {
+                j += 1;
+            }
+            j
+        }
+    }
+}
+
+/// Call `f(key, raw_value)` for each member of the object in `b`.
+pub fn members<'a>(b: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8])) {
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return;
+    }
+    i += 1;
+    loop {
+        i = skip_ws(b, i);
+        match b.get(i) {
+            Some(b'"') => {}
+            _ => return,
+        }
+        let kend = skip_string(b, i);
+        let key = &b[i + 1..kend - 1];
+        i = skip_ws(b, kend);
+        if b.get(i) != Some(&b':') {
+            return;
+        }
+        let vstart = skip_ws(b, i + 1);
+        let vend = skip_value(b, vstart);
+        f(key, &b[vstart..vend]);
+        i = skip_ws(b, vend);
+        match b.get(i) {
+            Some(b',') => i += 1,
+            _ => return,
+        }
+    }
+}
+
+/// The raw value of member `key`, if present.
+pub fn get<'a>(b: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    let mut found = None;
+    members(b, |k, v| {
+        if found.is_none() && k == key.as_bytes() {
+            found = Some(v);
+        }
+    });
+    found
+}
+
+/// The contents of a string value without escapes (ids, method names, base64).
+/// `None` for a value that is not a string or that contains escapes.
+pub fn plain_str(v: &[u8]) -> Option<&[u8]> {
+    if v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"' {
+        let s = &v[1..v.len() - 1];
+        if memchr::memchr(b'\\', s).is_none() {
+            return Some(s);
+        }
+    }
+    None
+}
+
+/// An integer value.
+pub fn int(v: &[u8]) -> Option<i64> {
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
