@@ -916,7 +916,7 @@ fn tty_size_resize_and_interrupt() {
         &[
             "/bin/bash",
             "-c",
-            "stty size; read line; echo \"got:$line\"; stty size; sleep 60",
+            "stty size; read line; echo \"got:$line\"; stty size; exec sleep 60",
         ],
         json!({"tty": true, "size": {"rows": 40, "cols": 120}}),
     );
@@ -932,6 +932,16 @@ fn tty_size_resize_and_interrupt() {
     );
     assert_eq!(w, json!({"status": "accepted"}));
     s.wait_output_contains("tty-1", "50 200\r\n", TIMEOUT);
+    // Interrupt the sleep itself: a SIGINT that reaches bash between its commands
+    // (or a child before it execs) is bash's business, not the server's.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !marked_processes(&s.marker)
+        .iter()
+        .any(|p| p.cmdline.starts_with("sleep"))
+    {
+        assert!(std::time::Instant::now() < deadline, "sleep never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let r = s.call(
         "process/signal",
         json!({"processId": "tty-1", "signal": "interrupt"}),
