@@ -7,6 +7,9 @@
 pub mod cli;
 pub mod client;
 pub mod fs;
+/// Decoder invariants shared by the fuzz targets and the property tests.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod process;
 pub mod protocol;
