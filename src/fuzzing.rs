@@ -82,14 +82,21 @@ pub fn split_model(data: &[u8], max: usize) -> Vec<Event> {
 pub fn check_split(data: &[u8], max: usize, cuts: &[usize]) {
     let got = split(data, max, cuts);
     let want = split_model(data, max);
-    assert_eq!(got, want, "splitter and model differ (max {max}, cuts {cuts:?})");
+    assert_eq!(
+        got, want,
+        "splitter and model differ (max {max}, cuts {cuts:?})"
+    );
 }
 
 /// The typed params of a method, decoded as its handler decodes them. `None` for a
 /// method without typed params.
 pub fn decode_params(method: &str, params: Value) -> Option<Result<(), String>> {
     fn d<T: DeserializeOwned>(v: Value) -> Option<Result<(), String>> {
-        Some(serde_json::from_value::<T>(v).map(drop).map_err(|e| e.to_string()))
+        Some(
+            serde_json::from_value::<T>(v)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+        )
     }
     match method {
         methods::INITIALIZE => d::<handshake::InitializeParams>(params),
@@ -156,10 +163,8 @@ pub fn check_line(line: &[u8]) -> Incoming {
             assert_eq!(v.get("params").unwrap_or(&Value::Null), params);
             check_id(&v["id"], id);
             check_error_line(id, &RpcError::method_not_found(method));
-            if let Some(r) = decode_params(method, params.clone()) {
-                if let Err(e) = r {
-                    check_error_line(id, &RpcError::invalid_params(e));
-                }
+            if let Some(Err(e)) = decode_params(method, params.clone()) {
+                check_error_line(id, &RpcError::invalid_params(e));
             }
         }
         Incoming::Notification { method, params } => {
@@ -221,7 +226,11 @@ pub fn check_path(input: &str) {
             assert!(uri.starts_with("file:///"), "{uri}");
             assert_eq!(parse_path(&uri).as_ref(), Ok(&p), "round trip via {uri}");
             if let Some(s) = p.to_str() {
-                assert_eq!(parse_path(s).as_ref(), Ok(&p), "normal paths are fixed points");
+                assert_eq!(
+                    parse_path(s).as_ref(),
+                    Ok(&p),
+                    "normal paths are fixed points"
+                );
             }
         }
         Err(e) => assert!(!e.to_string().is_empty()),
@@ -271,7 +280,10 @@ pub fn check_environments(text: &str) {
                 }
             }
             Transport::Url { url, .. } => {
-                assert!(url.starts_with("ws://") || url.starts_with("wss://"), "{url}")
+                assert!(
+                    url.starts_with("ws://") || url.starts_with("wss://"),
+                    "{url}"
+                )
             }
         }
         assert!(matches!(envs.select(&e.id), Ok(Selected::Configured(_))));
@@ -430,7 +442,8 @@ mod dispatch {
                 }
             }
             self.sink.0 .0.lock().unwrap().clear();
-            let dispatcher = Dispatcher::new(self.out.clone(), self.procs.clone(), self.info.clone());
+            let dispatcher =
+                Dispatcher::new(self.out.clone(), self.procs.clone(), self.info.clone());
             let (tx, rx) = tokio::sync::mpsc::channel(4);
             self.rt.block_on(async move {
                 let serve = tokio::spawn(dispatcher.run(rx));
@@ -448,21 +461,30 @@ mod dispatch {
             );
             for line in &lines {
                 let v: Value = serde_json::from_slice(line).unwrap_or_else(|e| {
-                    panic!("server wrote non-JSON ({e}): {}", String::from_utf8_lossy(line))
+                    panic!(
+                        "server wrote non-JSON ({e}): {}",
+                        String::from_utf8_lossy(line)
+                    )
                 });
                 let obj = v.as_object().expect("every message is an object");
                 assert!(!obj.contains_key("jsonrpc"));
                 if obj.contains_key("method") {
                     continue;
                 }
-                assert!(obj.contains_key("result") ^ obj.contains_key("error"), "{v}");
+                assert!(
+                    obj.contains_key("result") ^ obj.contains_key("error"),
+                    "{v}"
+                );
                 let id: RequestId = serde_json::from_value(v["id"].clone()).expect("id");
                 if let Some(n) = ids.get_mut(&id) {
                     *n = n.saturating_sub(1);
                 }
             }
             let missing: Vec<_> = ids.iter().filter(|(_, n)| **n > 0).collect();
-            assert!(missing.is_empty(), "requests without a response: {missing:?}");
+            assert!(
+                missing.is_empty(),
+                "requests without a response: {missing:?}"
+            );
         }
 
         /// The lines written so far, once there are at least `n` (panics after `t`).

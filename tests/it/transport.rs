@@ -708,10 +708,7 @@ const EXTENSIONS: [&str; 13] = [
 ];
 
 /// Protocol-1 extensions that are not implemented yet, so not advertised.
-const NOT_YET: [&str; 2] = [
-    "process/start.escalation",
-    "process/approveExec",
-];
+const NOT_YET: [&str; 2] = ["process/start.escalation", "process/approveExec"];
 
 #[test]
 fn initialize_result_shape() {
