@@ -130,7 +130,13 @@ fn many_processes_writing(n: usize, bytes: usize) {
         "{n} processes x {bytes} bytes: started in {started:?}, all closed after {:?}; server VmRSS peak {peak} KiB, VmHWM {hwm} KiB",
         t0.elapsed()
     );
-    assert!(hwm < 1024 * 1024, "server VmHWM {hwm} KiB");
+    // Retention keeps up to 1 MiB per process (§6.4) until 30 s after closed, so
+    // the bound grows with the number of processes; the rest is small.
+    let retention_kib = (n * bytes.min(1 << 20) / 1024) as u64;
+    assert!(
+        hwm < retention_kib + 768 * 1024,
+        "server VmHWM {hwm} KiB (retention alone may hold {retention_kib} KiB)"
+    );
 }
 
 #[test]
