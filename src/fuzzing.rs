@@ -342,7 +342,11 @@ mod dispatch {
 
     impl Write for Sink {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0 .0.lock().unwrap().extend_from_slice(b);
+            self.0
+                 .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(b);
             self.0 .1.notify_all();
             Ok(b.len())
         }
@@ -444,7 +448,12 @@ mod dispatch {
                     }
                 }
             }
-            self.sink.0 .0.lock().unwrap().clear();
+            self.sink
+                .0
+                 .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
             let dispatcher =
                 Dispatcher::new(self.out.clone(), self.procs.clone(), self.info.clone());
             let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -506,10 +515,13 @@ mod dispatch {
         fn wait_lines(&self, n: usize, t: Duration) -> Vec<Vec<u8>> {
             let deadline = Instant::now() + t;
             let (lock, cv) = &*self.sink.0;
-            let mut buf = lock.lock().unwrap();
+            let mut buf = lock.lock().unwrap_or_else(|e| e.into_inner());
             loop {
                 let count = memchr::memchr_iter(b'\n', &buf).count();
                 if count >= n {
+                    if buf.is_empty() {
+                        return Vec::new();
+                    }
                     assert_eq!(buf.last(), Some(&b'\n'), "whole lines only");
                     return buf[..buf.len() - 1]
                         .split(|b| *b == b'\n')
@@ -518,7 +530,10 @@ mod dispatch {
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
                 assert!(!left.is_zero(), "only {count} of {n} answers within {t:?}");
-                buf = cv.wait_timeout(buf, left).unwrap().0;
+                buf = cv
+                    .wait_timeout(buf, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
         }
     }
