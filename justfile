@@ -17,6 +17,19 @@ test:
 release:
     cargo build --release
 
+# The long hostile-input, load and fault variants (minutes; one at a time)
+soak:
+    cargo test --test hostile --test load --test faults -- --ignored --test-threads=1
+
+# Fuzz one target (decode_line, dispatch, paths, sandbox_policy, environments) for
+# SECONDS; needs `cargo install cargo-fuzz`. Seeds: fixtures/fuzz/TARGET
+fuzz target="decode_line" seconds="600":
+    RUSTC_BOOTSTRAP=1 cargo fuzz run {{target}} fuzz/corpus/{{target}} fixtures/fuzz/{{target}} -- -max_total_time={{seconds}} -timeout=20 -rss_limit_mb=4096 -print_final_stats=1
+
+# Build every fuzz target (checks that they compile)
+fuzz-build:
+    RUSTC_BOOTSTRAP=1 cargo fuzz build
+
 # What CI runs on a fresh machine
 ci:
     bash .ci/run

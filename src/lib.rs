@@ -9,6 +9,9 @@ pub mod client;
 pub mod escalate;
 pub mod fs;
 pub mod fs_helper;
+/// Decoder invariants shared by the fuzz targets and the property tests.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod process;
 pub mod protocol;

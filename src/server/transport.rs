@@ -85,7 +85,10 @@ impl LineSplitter {
     pub fn finish(&mut self, emit: &mut impl FnMut(InputEvent) -> bool) {
         if !self.discarding && !self.cur.is_empty() {
             let line = std::mem::take(&mut self.cur);
-            if !line.iter().all(u8::is_ascii_whitespace) {
+            // `feed` let one byte over the limit through (for a `\r` that never came).
+            if line.len() > self.max {
+                emit(InputEvent::TooLong);
+            } else if !line.iter().all(u8::is_ascii_whitespace) {
                 emit(InputEvent::Line(line));
             }
         }
@@ -342,5 +345,14 @@ mod tests {
             ["1234", "<too long>", "ok"]
         );
         assert_eq!(split(4, &[b"1234\r\n12345\r\n"]), ["1234", "<too long>"]);
+    }
+
+    /// Found by the property test of the splitter: an unterminated last line one
+    /// byte over the limit was passed on instead of refused.
+    #[test]
+    fn regression_unterminated_last_line_one_over_the_limit() {
+        assert_eq!(split(4, &[b"12345"]), ["<too long>"]);
+        assert_eq!(split(4, &[b"ok\n123", b"45"]), ["ok", "<too long>"]);
+        assert_eq!(split(4, &[b"1234"]), ["1234"]);
     }
 }

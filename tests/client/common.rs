@@ -11,6 +11,44 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+#[path = "../support/orphans.rs"]
+mod orphans;
+
+/// The suite-wide orphan marker (see `OrphanCheck`); distinct from `MARKER`, which
+/// some tests count processes by.
+pub const ORPHAN_VAR: &str = "TETHER_TEST_MARKER";
+
+thread_local! {
+    static TEST_MARKER: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The orphan marker of the test running on this thread, if it made an `OrphanCheck`.
+pub fn test_marker() -> Option<String> {
+    TEST_MARKER.with(|m| m.borrow().clone())
+}
+
+/// Marks what this test starts: servers from `server()` and commands run with
+/// `run_with_input`/`tether` get `ORPHAN_VAR` (and pass it on to what they run).
+/// Dropped at the end of the test, after its servers: the orphan check.
+pub struct OrphanCheck(String);
+
+impl OrphanCheck {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> OrphanCheck {
+        let m = unique("orphans");
+        TEST_MARKER.with(|t| *t.borrow_mut() = Some(m.clone()));
+        OrphanCheck(m)
+    }
+}
+
+impl Drop for OrphanCheck {
+    fn drop(&mut self) {
+        TEST_MARKER.with(|t| t.borrow_mut().take());
+        let test = thread::current().name().unwrap_or("the test").to_string();
+        orphans::check(ORPHAN_VAR, &self.0, &test);
+    }
+}
 /// The variable that marks every process a test starts through a server.
 pub const MARKER: &str = "TETHER_CLIENT_TEST_MARKER";
 
@@ -109,6 +147,9 @@ pub fn pid_alive(pid: u32) -> bool {
 
 /// Run `cmd` with `input` on stdin; kill it and panic after `TIMEOUT`.
 pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    if let Some(m) = test_marker() {
+        cmd.env(ORPHAN_VAR, m);
+    }
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -172,5 +213,9 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// The server command for the built binary.
 pub fn server() -> tether::client::ServerCommand {
-    tether::client::ServerCommand::new(bin()).arg("exec-server")
+    let cmd = tether::client::ServerCommand::new(bin()).arg("exec-server");
+    match test_marker() {
+        Some(m) => cmd.env(ORPHAN_VAR, m),
+        None => cmd,
+    }
 }

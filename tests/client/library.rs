@@ -37,11 +37,16 @@ async fn drain(events: &mut ProcessEvents) -> Vec<ProcessEvent> {
 }
 
 fn path_env() -> BTreeMap<String, String> {
-    BTreeMap::from([("PATH".to_string(), "/usr/bin:/bin".to_string())])
+    let mut env = BTreeMap::from([("PATH".to_string(), "/usr/bin:/bin".to_string())]);
+    if let Some(m) = test_marker() {
+        env.insert(ORPHAN_VAR.to_string(), m);
+    }
+    env
 }
 
 #[test]
 fn events_arrive_per_process_in_seq_order_and_end_at_closed() {
+    let _orphans = OrphanCheck::new();
     runtime().block_on(async {
         let client = connect().await;
         let script = "i=0; while [ $i -lt 400 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done";
@@ -95,6 +100,7 @@ fn events_arrive_per_process_in_seq_order_and_end_at_closed() {
 
 #[test]
 fn typed_calls_for_processes_and_the_environment() {
+    let _orphans = OrphanCheck::new();
     runtime().block_on(async {
         let client = connect().await;
         assert_eq!(client.environment_status().await.unwrap(), "ready");
@@ -189,6 +195,7 @@ fn typed_calls_for_processes_and_the_environment() {
 
 #[test]
 fn responses_are_matched_by_id_when_they_come_out_of_order() {
+    let _orphans = OrphanCheck::new();
     runtime().block_on(async {
         let client = std::sync::Arc::new(connect().await);
         let mut p = start_params("slow", ["sleep", "5"], &std::env::temp_dir());
@@ -225,6 +232,7 @@ fn responses_are_matched_by_id_when_they_come_out_of_order() {
 
 #[test]
 fn a_server_crash_fails_pending_calls_and_streams_with_disconnected() {
+    let _orphans = OrphanCheck::new();
     runtime().block_on(async {
         let client = std::sync::Arc::new(connect().await);
         let mut p = start_params("s", ["sleep", "100"], &std::env::temp_dir());
@@ -262,6 +270,7 @@ fn a_server_crash_fails_pending_calls_and_streams_with_disconnected() {
 
 #[test]
 fn server_command_args_env_overlay_and_cwd() {
+    let _orphans = OrphanCheck::new();
     let dir = temp_dir("server-cwd");
     runtime().block_on(async {
         let cmd = ServerCommand::new(bin())
@@ -298,6 +307,7 @@ fn server_command_args_env_overlay_and_cwd() {
 
 #[test]
 fn handshake_timeout_spawn_errors_and_server_stderr() {
+    let _orphans = OrphanCheck::new();
     runtime().block_on(async {
         // A program that never answers: the handshake times out and it is stopped.
         let opts = ConnectOptions::new("t").initialize_timeout(Duration::from_millis(300));

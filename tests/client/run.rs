@@ -5,6 +5,7 @@ use std::process::Command;
 
 #[test]
 fn exit_codes_are_the_commands_own() {
+    let _orphans = OrphanCheck::new();
     let out = tether(&["run", "--", "sh", "-c", "echo out; echo err >&2; exit 7"]);
     assert_eq!(text(&out.stdout), "out\n");
     assert_eq!(text(&out.stderr), "err\n");
@@ -23,6 +24,7 @@ fn exit_codes_are_the_commands_own() {
 
 #[test]
 fn stdin_is_forwarded_and_closed_at_end_of_input() {
+    let _orphans = OrphanCheck::new();
     let input: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     let out = run_with_input(Command::new(bin()).args(["run", "--", "cat"]), &input);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -37,6 +39,7 @@ fn stdin_is_forwarded_and_closed_at_end_of_input() {
 
 #[test]
 fn set_and_cwd() {
+    let _orphans = OrphanCheck::new();
     let dir = temp_dir("run-cwd");
     std::fs::create_dir(dir.join("sub")).unwrap();
     let out = run_with_input(
@@ -62,6 +65,7 @@ fn set_and_cwd() {
 
 #[test]
 fn server_program_with_args() {
+    let _orphans = OrphanCheck::new();
     let b = bin();
     let out = tether(&[
         "run",
@@ -105,6 +109,7 @@ fn server_program_with_args() {
 
 #[test]
 fn sandbox_policies_confine_the_command() {
+    let _orphans = OrphanCheck::new();
     let ws = temp_dir("run-sbx-ws");
     // Outside /tmp, which workspace-write makes writable.
     let extra = std::path::PathBuf::from("/var/tmp").join(unique("run-sbx-extra"));

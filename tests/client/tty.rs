@@ -47,6 +47,7 @@ impl Screen {
 
 #[test]
 fn tty_size_winch_ctrl_c_and_raw_mode() {
+    let _orphans = OrphanCheck::new();
     let ws = Winsize {
         ws_row: 33,
         ws_col: 101,
@@ -60,6 +61,7 @@ fn tty_size_winch_ctrl_c_and_raw_mode() {
     assert!(before.local_flags.contains(LocalFlags::ICANON));
 
     let mut cmd = Command::new(bin());
+    cmd.env(ORPHAN_VAR, test_marker().unwrap());
     cmd.args([
         "run",
         "--tty",
@@ -138,6 +140,7 @@ fn tty_size_winch_ctrl_c_and_raw_mode() {
 
 #[test]
 fn tty_without_a_terminal_on_stdin() {
+    let _orphans = OrphanCheck::new();
     // No terminal of ours: default size, input forwarded, end of input is ^D.
     let out = run_with_input(
         Command::new(bin()).args(["run", "--tty", "--", "sh", "-c", "stty size; cat"]),

@@ -21,6 +21,13 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
+#[path = "../support/orphans.rs"]
+mod orphans;
+
+/// Carried by the server and so by everything it starts with its environment
+/// (the `codex-fs` helpers); checked when the server is dropped.
+const MARKER_VAR: &str = "TETHER_TEST_MARKER";
+
 /// Default timeout for one answer.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -52,6 +59,13 @@ pub struct Server {
     next_id: i64,
     responses: HashMap<String, Msg>,
     notifications: VecDeque<Msg>,
+    marker: String,
+}
+
+fn new_marker() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    format!("fs-{}-{n}", std::process::id())
 }
 
 pub fn is_root() -> bool {
@@ -82,6 +96,8 @@ impl Server {
             .stderr(Stdio::null())
             .env_remove("RUST_LOG")
             .env_remove("TETHER_SANDBOX_MODE");
+        let marker = new_marker();
+        cmd.env(MARKER_VAR, &marker);
         if let Some(cwd) = &opts.cwd {
             cmd.current_dir(cwd);
         }
@@ -140,6 +156,7 @@ impl Server {
             next_id: 1,
             responses: HashMap::new(),
             notifications: VecDeque::new(),
+            marker,
         }
     }
 
@@ -295,13 +312,17 @@ impl Drop for Server {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match self.child.try_wait() {
-                Ok(Some(_)) => return,
+                Ok(Some(_)) => break,
                 Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-                _ => break,
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
             }
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let test = thread::current().name().unwrap_or("the test").to_string();
+        orphans::check(MARKER_VAR, &self.marker, &test);
     }
 }
 

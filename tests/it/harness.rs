@@ -24,6 +24,12 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
+#[path = "../support/orphans.rs"]
+pub mod orphans;
+
+/// The marker variable of every process a test starts through the server.
+pub const MARKER_VAR: &str = "TETHER_TEST_MARKER";
+
 /// Default timeout for any single wait on the server.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -85,9 +91,16 @@ pub struct Builder {
     cwd: Option<PathBuf>,
     ignore_signals: Vec<i32>,
     user: Option<(u32, u32)>,
+    nofile: Option<u64>,
 }
 
 impl Builder {
+    /// Start the server with `RLIMIT_NOFILE` set to `n` (soft and hard).
+    pub fn nofile(mut self, n: u64) -> Self {
+        self.nofile = Some(n);
+        self
+    }
+
     /// Run the server as this uid and gid (the test must be root).
     pub fn run_as(mut self, uid: u32, gid: u32) -> Self {
         self.user = Some((uid, gid));
@@ -156,13 +169,23 @@ impl Builder {
         if let Some(cwd) = &self.cwd {
             cmd.current_dir(cwd);
         }
-        if !self.ignore_signals.is_empty() || self.user.is_some() {
+        if !self.ignore_signals.is_empty() || self.user.is_some() || self.nofile.is_some() {
             use std::os::unix::process::CommandExt;
             let sigs = self.ignore_signals.clone();
             let user = self.user;
+            let nofile = self.nofile;
             // SAFETY: only async-signal-safe calls between fork and exec.
             unsafe {
                 cmd.pre_exec(move || {
+                    if let Some(n) = nofile {
+                        let lim = libc::rlimit {
+                            rlim_cur: n as libc::rlim_t,
+                            rlim_max: n as libc::rlim_t,
+                        };
+                        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
                     for s in &sigs {
                         libc::signal(*s, libc::SIG_IGN);
                     }
@@ -274,6 +297,7 @@ impl Server {
             cwd: None,
             ignore_signals: Vec::new(),
             user: None,
+            nofile: None,
         }
     }
 
@@ -322,6 +346,12 @@ impl Server {
 
     pub fn close_stdin(&mut self) {
         self.stdin.take();
+    }
+
+    /// Hand the server's stdin to the caller (e.g. a writer thread that pipelines
+    /// while the test reads). Dropping it closes the server's stdin.
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.stdin.take()
     }
 
     /// The next automatic request id.
@@ -722,15 +752,25 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Ends the server as its parent would (end of stdin and SIGTERM, so that it
+    /// kills what it owns, §13), SIGKILL only if it does not exit in time; then the
+    /// orphan check: no process carrying this test's marker may be left.
     fn drop(&mut self) {
         self.paused.store(false, Ordering::SeqCst);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        kill_marked(&self.marker);
+        self.stdin.take();
+        if self.try_wait().is_none() {
+            self.signal(libc::SIGTERM);
+        }
+        if self.wait_exit(Duration::from_secs(3)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
         if thread::panicking() {
             eprintln!("{}", self.stderr_tail());
         }
         let _ = fs::remove_file(&self.stderr_path);
+        let test = thread::current().name().unwrap_or("the test").to_string();
+        orphans::check(MARKER_VAR, &self.marker, &test);
     }
 }
 

@@ -11,6 +11,13 @@ use std::time::{Duration, Instant};
 
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
+#[path = "../support/orphans.rs"]
+mod orphans;
+
+/// Carried by the server and so by the tool sessions it starts (they inherit its
+/// environment); checked when the server is dropped.
+const MARKER_VAR: &str = "TETHER_TEST_MARKER";
+
 /// Proxy variables are removed from the server's environment unless a test sets
 /// them, so that requests to the local test server go straight to it.
 const PROXY_VARS: &[&str] = &[
@@ -31,6 +38,7 @@ pub struct Server {
     /// Lines that arrived while waiting for something else, in arrival order.
     pending: VecDeque<Value>,
     next_id: i64,
+    marker: String,
 }
 
 impl Server {
@@ -51,6 +59,10 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let marker = format!("services-{}-{n}", std::process::id());
+        cmd.env(MARKER_VAR, &marker);
         let mut child = cmd.spawn().expect("spawn tether exec-server");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -70,6 +82,7 @@ impl Server {
             rx,
             pending: VecDeque::new(),
             next_id: 1,
+            marker,
         };
         s.call("initialize", json!({"clientName": "services-test"}));
         s.send(&json!({"method": "initialized"}));
@@ -168,12 +181,19 @@ impl Drop for Server {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("the test")
+            .to_string();
+        orphans::check(MARKER_VAR, &self.marker, &test);
     }
 }
 

@@ -1,0 +1,9 @@
+//! environments.toml text through the loader and its validation.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(s) = std::str::from_utf8(data) {
+        tether::fuzzing::check_environments(s);
+    }
+});
