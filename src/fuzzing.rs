@@ -256,6 +256,59 @@ pub fn check_policy(v: &Value) {
     }
 }
 
+/// Escalation frames (§10.1) read from a stream: the reader never panics and
+/// never yields a frame over the limit; every message it decodes encodes to a
+/// frame that decodes to the same message. Input beyond 64 KiB is ignored (it is
+/// written to the socket before reading starts).
+pub fn check_frames(data: &[u8]) {
+    use crate::escalate::wire::{
+        self, ExecRequest, ExecResponse, ExitMessage, FdsMessage, FrameReader, MAX_FRAME,
+    };
+    use std::os::fd::AsRawFd;
+    fn round_trip<T>(m: &T)
+    where
+        T: serde::Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let frame = wire::encode(m);
+        let len = u32::from_le_bytes(frame[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, frame.len() - 4, "length prefix of {m:?}");
+        let back: T = serde_json::from_slice(&frame[4..]).expect("an encoded frame decodes");
+        assert_eq!(&back, m);
+    }
+    let data = &data[..data.len().min(64 * 1024)];
+    let (w, r) = wire::socketpair(libc::SOCK_STREAM).expect("socketpair");
+    let mut off = 0;
+    while off < data.len() {
+        off += wire::send_raw(w.as_raw_fd(), &data[off..], &[]).expect("send to the pair");
+    }
+    drop(w);
+    loop {
+        let mut reader = FrameReader::default();
+        let frame = loop {
+            match reader.step(r.as_raw_fd()) {
+                Ok(Some(f)) => break Some(f),
+                Ok(None) => continue,
+                Err(_) => break None,
+            }
+        };
+        let Some((body, fds)) = frame else { break };
+        assert!(body.len() <= MAX_FRAME);
+        assert!(fds.is_empty(), "no descriptors were sent");
+        if let Ok(m) = serde_json::from_slice::<ExecRequest>(&body) {
+            round_trip(&m);
+        }
+        if let Ok(m) = serde_json::from_slice::<ExecResponse>(&body) {
+            round_trip(&m);
+        }
+        if let Ok(m) = serde_json::from_slice::<FdsMessage>(&body) {
+            round_trip(&m);
+        }
+        if let Ok(m) = serde_json::from_slice::<ExitMessage>(&body) {
+            round_trip(&m);
+        }
+    }
+}
+
 /// An environments.toml text: when it loads, every id is valid and unique, the
 /// default can be selected, and program working directories are absolute.
 pub fn check_environments(text: &str) {

@@ -127,6 +127,28 @@ proptest! {
     }
 
     #[test]
+    fn escalation_frames(
+        msgs in prop::collection::vec(prop_oneof![
+            "[ -~]{0,40}".prop_map(|s| s.into_bytes()),
+            json_value().prop_map(|v| v.to_string().into_bytes()),
+            Just(br#"{"action":"Run"}"#.to_vec()),
+            Just(br#"{"action":{"Deny":{"reason":"no"}}}"#.to_vec()),
+            Just(br#"{"file":"/bin/ls","argv":["ls"],"workdir":"/","env":{"A":"1"}}"#.to_vec()),
+            Just(br#"{"fds":[0,1,2]}"#.to_vec()),
+            Just(br#"{"exit_code":137}"#.to_vec()),
+        ], 0..4),
+        tail in prop::collection::vec(any::<u8>(), 0..8),
+    ) {
+        let mut data = Vec::new();
+        for m in &msgs {
+            data.extend_from_slice(&(m.len() as u32).to_le_bytes());
+            data.extend_from_slice(m);
+        }
+        data.extend_from_slice(&tail);
+        check_frames(&data);
+    }
+
+    #[test]
     fn any_string_is_a_path_or_refused(s in "\\PC{0,40}") {
         check_path(&s);
     }
