@@ -235,21 +235,39 @@ fn file_uri(p: &Path) -> String {
     format!("file://{}", p.display())
 }
 
+/// The decoded string `result.KEY` of response `id`: decoded on arrival by the
+/// reader when the line was large, else decoded here (into a reused buffer).
+fn decoded(s: &Server, id: i64, line: &[u8], key: &str) -> Res<Vec<u8>> {
+    if let Some(d) = s.take_decoded(id) {
+        return d;
+    }
+    let data = json::str_at(line, &["result", key]).ok_or(format!("no {key}"))?;
+    let mut out = client::take_buf();
+    out.reserve(data.len() / 4 * 3 + 3);
+    let n = STANDARD
+        .decode(
+            data,
+            base64_simd::Out::from_uninit_slice(out.spare_capacity_mut()),
+        )
+        .map_err(|e| e.to_string())?
+        .len();
+    // SAFETY: the decoder initialised the first `n` spare bytes.
+    unsafe { out.set_len(n) };
+    Ok(out)
+}
+
 /// `fs/readFile` of `path` (ms), checking the decoded size.
 fn read_file(argv: &[String], path: &Path, size: u64) -> Res<f64> {
     let mut s = ready(argv)?;
     let params = format!(r#"{{"path":"{}","sandbox":null}}"#, file_uri(path));
     let t = Instant::now();
-    let line = s.call("fs/readFile", &params)?;
-    let data = json::get(&line, "result")
-        .and_then(|r| json::get(r, "dataBase64"))
-        .and_then(json::plain_str)
-        .ok_or("no dataBase64")?;
-    let n = STANDARD
-        .decode_to_vec(data)
-        .map_err(|e| e.to_string())?
-        .len() as u64;
+    let rid = s.request("fs/readFile", &params)?;
+    let line = s.wait(rid)?;
+    let out = decoded(&s, rid, &line, "dataBase64")?;
+    let n = out.len() as u64;
     let took = ms(t.elapsed());
+    client::put_buf(out);
+    client::put_buf(line);
     if n != size {
         return Err(format!("read {n} bytes, expected {size}"));
     }
@@ -272,7 +290,6 @@ fn read_blocks(argv: &[String], path: &Path, size: u64) -> Res<f64> {
     let mut pending = std::collections::VecDeque::new();
     let mut next = 0u64;
     let mut got = 0u64;
-    let mut dec = vec![0u8; BLOCK as usize + 3];
     loop {
         while pending.len() < WINDOW && next < size {
             let p = format!(r#"{{"handleId":"h","offset":{next},"len":{BLOCK}}}"#);
@@ -281,14 +298,10 @@ fn read_blocks(argv: &[String], path: &Path, size: u64) -> Res<f64> {
         }
         let Some(id) = pending.pop_front() else { break };
         let line = s.wait(id)?;
-        let chunk = json::get(&line, "result")
-            .and_then(|r| json::get(r, "chunk"))
-            .and_then(json::plain_str)
-            .ok_or("no chunk")?;
-        got += STANDARD
-            .decode(chunk, Out::from_slice(&mut dec))
-            .map_err(|e| e.to_string())?
-            .len() as u64;
+        let out = decoded(&s, id, &line, "chunk")?;
+        got += out.len() as u64;
+        client::put_buf(out);
+        client::put_buf(line);
     }
     let secs = t.elapsed().as_secs_f64();
     let _ = s.call("fs/close", r#"{"handleId":"h"}"#);

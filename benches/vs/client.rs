@@ -5,7 +5,7 @@
 
 use super::json;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -24,6 +24,8 @@ pub struct ProcStat {
 #[derive(Default)]
 struct St {
     responses: HashMap<i64, Vec<u8>>,
+    /// The big strings of responses, decoded on arrival (see [`Lines`]).
+    decoded: HashMap<i64, Result<Vec<u8>, String>>,
     procs: HashMap<Vec<u8>, ProcStat>,
     closed_count: u64,
     last_closed: Option<Instant>,
@@ -56,15 +58,186 @@ pub fn split_cmd(cmd: &str) -> Vec<String> {
     cmd.split_whitespace().map(str::to_string).collect()
 }
 
+/// Buffers the client keeps for reuse across servers and samples, so that the
+/// page faults of first touching hundreds of megabytes (a large `fs/readFile`
+/// line and its decoding) are not counted against whichever server comes first.
+static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// An empty buffer from the pool (the largest), or a new one.
+pub fn take_buf() -> Vec<u8> {
+    let mut p = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    p.sort_by_key(|b| b.capacity());
+    let mut b = p.pop().unwrap_or_else(|| Vec::with_capacity(1 << 20));
+    b.clear();
+    b
+}
+
+/// Give a buffer back (the pool keeps the four largest).
+pub fn put_buf(b: Vec<u8>) {
+    let mut p = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    p.push(b);
+    p.sort_by_key(|b| std::cmp::Reverse(b.capacity()));
+    p.truncate(4);
+}
+
+/// A line, and the decoded bytes of its big string when it had one (see [`Lines`]).
+pub struct Line {
+    pub text: Vec<u8>,
+    pub decoded: Option<Result<Vec<u8>, String>>,
+}
+
+/// The string of a response being decoded while it arrives.
+struct Streaming {
+    /// Where its undecoded content starts in the line buffer.
+    start: usize,
+    decoded: Vec<u8>,
+    failed: Option<String>,
+}
+
+/// Lines of `out`, read straight into the line buffer (one copy from the pipe).
+/// A response whose result starts with a large string (`fs/readFile`'s
+/// `dataBase64`, `fs/readBlock`'s `chunk`) has that string base64-decoded as it
+/// arrives, while it is still in the cache, and taken out of the line (which then
+/// holds `""` in its place): the client then costs no extra pass over hundreds of
+/// megabytes, whichever server sent them.
+struct Lines {
+    fd: std::process::ChildStdout,
+    buf: Vec<u8>,
+    scanned: usize,
+    stream: Option<Streaming>,
+    done: Option<Result<Vec<u8>, String>>,
+}
+
+/// A line this long without its end is checked for a big string to stream.
+const STREAM_AFTER: usize = 1 << 18;
+
+impl Streaming {
+    /// Decode `text` (whole 4-character groups, or the end of the string).
+    fn decode(&mut self, text: &[u8]) {
+        if self.failed.is_some() || text.is_empty() {
+            return;
+        }
+        self.decoded.reserve(text.len() / 4 * 3 + 3);
+        let spare = self.decoded.spare_capacity_mut();
+        match base64_simd::STANDARD.decode(text, base64_simd::Out::from_uninit_slice(spare)) {
+            Ok(d) => {
+                let n = d.len();
+                // SAFETY: the decoder initialised the first `n` spare bytes.
+                unsafe { self.decoded.set_len(self.decoded.len() + n) };
+            }
+            Err(e) => self.failed = Some(e.to_string()),
+        }
+    }
+}
+
+impl Lines {
+    fn new(fd: std::process::ChildStdout) -> Lines {
+        Lines {
+            fd,
+            buf: take_buf(),
+            scanned: 0,
+            stream: None,
+            done: None,
+        }
+    }
+
+    /// The next line without its `\n`; `None` at end of input.
+    fn next(&mut self) -> Option<Line> {
+        use std::os::fd::AsRawFd;
+        loop {
+            if let Some(st) = &mut self.stream {
+                let region = &self.buf[st.start..];
+                let cut = match memchr::memchr(b'"', region) {
+                    Some(q) => {
+                        st.decode(&region[..q]);
+                        Some(q)
+                    }
+                    None => {
+                        let k = region.len() / 4 * 4;
+                        st.decode(&region[..k]);
+                        self.buf.drain(st.start..st.start + k);
+                        None
+                    }
+                };
+                if let Some(q) = cut {
+                    let start = st.start;
+                    self.buf.drain(start..start + q);
+                    let st = self.stream.take().expect("streaming");
+                    self.done = Some(match st.failed {
+                        None => Ok(st.decoded),
+                        Some(e) => Err(e),
+                    });
+                    self.scanned = start;
+                    continue;
+                }
+                self.scanned = self.buf.len();
+            } else if let Some(k) = memchr::memchr(b'\n', &self.buf[self.scanned..]) {
+                let end = self.scanned + k;
+                let mut rest = take_buf();
+                rest.extend_from_slice(&self.buf[end + 1..]);
+                let mut text = std::mem::replace(&mut self.buf, rest);
+                text.truncate(end);
+                self.scanned = 0;
+                return Some(Line {
+                    text,
+                    decoded: self.done.take(),
+                });
+            } else {
+                self.scanned = self.buf.len();
+                if self.done.is_none() && self.buf.len() >= STREAM_AFTER {
+                    if let Some(start) = json::big_string_start(&self.buf) {
+                        self.stream = Some(Streaming {
+                            start,
+                            decoded: take_buf(),
+                            failed: None,
+                        });
+                        continue;
+                    }
+                }
+            }
+            if self.buf.capacity() - self.buf.len() < 1 << 16 {
+                self.buf.reserve(self.buf.len().max(1 << 20));
+            }
+            let spare = self.buf.capacity() - self.buf.len();
+            // SAFETY: read writes at most `spare` bytes into the reserved, unused
+            // tail of the buffer; only what it wrote becomes part of the vector.
+            let n = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr().add(self.buf.len()).cast(),
+                    spare,
+                )
+            };
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            if n <= 0 {
+                return None;
+            }
+            // SAFETY: the kernel initialised these `n` bytes.
+            unsafe { self.buf.set_len(self.buf.len() + n as usize) };
+        }
+    }
+}
+
 fn reader_loop(out: std::process::ChildStdout, shared: Arc<Shared>) {
-    let mut r = BufReader::with_capacity(1 << 20, out);
-    let mut line = Vec::with_capacity(1 << 17);
+    let mut lines = Lines::new(out);
     let mut scratch = Vec::new();
-    loop {
-        line.clear();
-        match r.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+    while let Some(Line {
+        text: line,
+        decoded,
+    }) = lines.next()
+    {
+        // A response: filed by id without skimming its (possibly huge) result.
+        if let Some(id) = json::response_id(&line) {
+            let mut st = shared.lock();
+            st.responses.insert(id, line);
+            if let Some(d) = decoded {
+                st.decoded.insert(id, d);
+            }
+            drop(st);
+            shared.cv.notify_all();
+            continue;
         }
         let (mut id, mut method, mut params) = (None, None, None);
         json::members(&line, |k, v| match k {
@@ -74,7 +247,7 @@ fn reader_loop(out: std::process::ChildStdout, shared: Arc<Shared>) {
             _ => {}
         });
         if let Some(m) = method.and_then(json::plain_str) {
-            let Some(p) = params else { continue };
+            let p = params.unwrap_or_default();
             let pid = json::get(p, "processId")
                 .and_then(json::plain_str)
                 .unwrap_or_default();
@@ -100,14 +273,14 @@ fn reader_loop(out: std::process::ChildStdout, shared: Arc<Shared>) {
                 }
                 _ => {}
             }
+        } else if let Some(id) = id.and_then(json::int) {
+            shared.lock().responses.insert(id, line);
+            shared.cv.notify_all();
             continue;
         }
-        if let Some(id) = id.and_then(json::int) {
-            let msg = std::mem::replace(&mut line, Vec::with_capacity(1 << 17));
-            shared.lock().responses.insert(id, msg);
-            shared.cv.notify_all();
-        }
+        put_buf(line);
     }
+    put_buf(std::mem::take(&mut lines.buf));
     shared.lock().eof = true;
     shared.cv.notify_all();
 }
@@ -171,7 +344,7 @@ impl Server {
         loop {
             if let Some(line) = st.responses.remove(&id) {
                 drop(st);
-                if json::get(&line, "result").is_some() {
+                if json::find(&line, "result").is_some() {
                     return Ok(line);
                 }
                 let msg = json::get(&line, "error")
@@ -185,6 +358,12 @@ impl Server {
             }
             st = self.wait_cv(st, deadline)?;
         }
+    }
+
+    /// The decoded big string of response `id` (after [`Server::wait`]), if its
+    /// line had one.
+    pub fn take_decoded(&self, id: i64) -> Option<Result<Vec<u8>, String>> {
+        self.shared.lock().decoded.remove(&id)
     }
 
     /// Wait for all of `ids` and drop their lines; the first error wins.

@@ -60,6 +60,105 @@ fn skip_value(b: &[u8], i: usize) -> usize {
         }
     }
 }
+/// Where the value of member `key` starts, without skimming that value (only the
+/// members before it): for a member that is hundreds of megabytes, one scan less.
+pub fn find(b: &[u8], key: &str) -> Option<usize> {
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        i = skip_ws(b, i);
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let kend = skip_string(b, i);
+        let k = &b[i + 1..kend - 1];
+        i = skip_ws(b, kend);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        let vstart = skip_ws(b, i + 1);
+        if k == key.as_bytes() {
+            return Some(vstart);
+        }
+        i = skip_ws(b, skip_value(b, vstart));
+        match b.get(i) {
+            Some(b',') => i += 1,
+            _ => return None,
+        }
+    }
+}
+
+/// The contents of the string member at `path` (object keys, outermost first),
+/// `None` if absent, not a string, or escaped: one scan of the string itself.
+pub fn str_at<'a>(b: &'a [u8], path: &[&str]) -> Option<&'a [u8]> {
+    let mut at = 0;
+    for key in path {
+        at += find(&b[at..], key)?;
+    }
+    let s = b.get(at + 1..)?;
+    if b[at] != b'"' {
+        return None;
+    }
+    match memchr::memchr2(b'"', b'\\', s) {
+        Some(k) if s[k] == b'"' => Some(&s[..k]),
+        _ => None,
+    }
+}
+
+/// Where the content of a response's big string starts: the line begins
+/// `{"id":N,"result":{"KEY":"` (as both servers write `fs/readFile` and
+/// `fs/readBlock` results).
+pub fn big_string_start(b: &[u8]) -> Option<usize> {
+    response_id(b)?;
+    let r = find(b, "result")?;
+    let mut i = skip_ws(b, r);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let kend = i + 1 + memchr::memchr(b'"', &b[i + 1..])? + 1;
+    i = skip_ws(b, kend);
+    if b.get(i) != Some(&b':') {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    (b.get(i) == Some(&b'"')).then_some(i + 1)
+}
+
+/// The id of a response that starts `{"id":N,"result"` or `{"id":N,"error"`,
+/// found without skimming its result; `None` for anything else.
+pub fn response_id(b: &[u8]) -> Option<i64> {
+    let mut v = skip_ws(b, 0);
+    if b.get(v) != Some(&b'{') {
+        return None;
+    }
+    v = skip_ws(b, v + 1);
+    if !b[v..].starts_with(b"\"id\"") {
+        return None;
+    }
+    v = skip_ws(b, v + 4);
+    if b.get(v) != Some(&b':') {
+        return None;
+    }
+    v = skip_ws(b, v + 1);
+    let end = v + b[v..]
+        .iter()
+        .position(|c| !c.is_ascii_digit() && *c != b'-')?;
+    let id = int(&b[v..end])?;
+    let next = skip_ws(b, end);
+    if b.get(next) != Some(&b',') {
+        return None;
+    }
+    let k = skip_ws(b, next + 1);
+    let rest = &b[k..];
+    (rest.starts_with(b"\"result\"") || rest.starts_with(b"\"error\"")).then_some(id)
+}
 
 /// Call `f(key, raw_value)` for each member of the object in `b`.
 pub fn members<'a>(b: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8])) {

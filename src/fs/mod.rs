@@ -145,6 +145,15 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 use crate::protocol::fs::*;
+
+/// The result of `fs/readFile` on its way out.
+pub enum ReadFileOut {
+    /// The data, base64-encoded.
+    Base64(String),
+    /// A regular file of this many bytes, to be encoded while it is written.
+    Stream(std::fs::File, u64),
+}
+
 use crate::protocol::paths::to_uri;
 use crate::protocol::EmptyResult;
 use crate::server::transport::Outbound;
@@ -189,6 +198,27 @@ impl FsService {
         self.helper
             .run(method, helper_params(params)?, policy)
             .await
+    }
+
+    /// `fs/readFile` as the dispatcher sends it: the base64 text, or a large file
+    /// opened for the writer to stream (see [`ops::FileData`]).
+    pub async fn read_file_out(&self, mut p: ReadFileParams) -> Result<ReadFileOut, FsError> {
+        let path = p.path.to_path()?;
+        if let Route::Helper(r) = route(&p.sandbox, false)? {
+            p.path = uri_arg(&path);
+            let res: ReadFileResult = self.in_helper("fs/readFile", &p, &r).await?;
+            return Ok(ReadFileOut::Base64(res.data_base64));
+        }
+        let follow = p.follow_symlinks.unwrap_or(true);
+        blocking(move || {
+            Ok(match ops::read_file_data(&path, follow)? {
+                ops::FileData::Whole(data) => {
+                    ReadFileOut::Base64(crate::protocol::bytes::encode(&data))
+                }
+                ops::FileData::Stream(file, len) => ReadFileOut::Stream(file, len),
+            })
+        })
+        .await
     }
 
     pub async fn read_file(&self, mut p: ReadFileParams) -> Result<ReadFileResult, FsError> {

@@ -40,16 +40,47 @@ fn require_file(path: &Path, follow: bool) -> Result<(), FsError> {
 }
 
 pub fn read_file(path: &Path, follow: bool) -> Result<Vec<u8>, FsError> {
+    read_regular(open_regular(path, follow)?, path)
+}
+
+/// Files at least this large are streamed by `fs/readFile` ([`FileData::Stream`]).
+pub const STREAM_MIN: u64 = 1 << 20;
+
+/// What `fs/readFile` answers with: a small file read whole, or a large regular
+/// file opened and checked, with its size, for the writer to read and encode as
+/// it writes the result (never holding the file or its encoding whole).
+pub enum FileData {
+    Whole(Vec<u8>),
+    Stream(File, u64),
+}
+
+/// Open `path` for `fs/readFile`: every check of [`read_file`], then a file of at
+/// least [`STREAM_MIN`] bytes is handed back open instead of read.
+pub fn read_file_data(path: &Path, follow: bool) -> Result<FileData, FsError> {
+    let file = open_regular(path, follow)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(FsError::NotAFile(display(path)));
+    }
+    if meta.len() > MAX_READ_FILE {
+        return Err(FsError::TooLarge);
+    }
+    if meta.len() >= STREAM_MIN {
+        return Ok(FileData::Stream(file, meta.len()));
+    }
+    read_regular(file, path).map(FileData::Whole)
+}
+
+fn open_regular(path: &Path, follow: bool) -> Result<File, FsError> {
     if !follow {
         refuse_symlinks(path, true)?;
     }
     require_file(path, follow)?;
-    let file = OpenOptions::new()
+    OpenOptions::new()
         .read(true)
         .custom_flags(open_flags(follow))
         .open(path)
-        .map_err(|e| nofollow_err(e, follow, path))?;
-    read_regular(file, path)
+        .map_err(|e| nofollow_err(e, follow, path))
 }
 
 /// Read an opened file to its end: a regular file only, within the size limit.

@@ -3,8 +3,8 @@
 
 use super::decode::{classify, Incoming};
 use super::error::RpcError;
-use super::transport::{Body, InputEvent, Outbound};
-use crate::fs::FsService;
+use super::transport::{Base64File, Body, InputEvent, Outbound};
+use crate::fs::{FsError, FsService, ReadFileOut};
 use crate::http::HttpService;
 use crate::process::ProcessManager;
 use crate::protocol::handshake::{
@@ -288,12 +288,25 @@ impl Dispatcher {
 /// into a line again. The bytes on the wire are what serializing the result gives.
 async fn read_file(id: &RequestId, params: Value, s: &Services, out: &Outbound) {
     let r = match decode(params) {
-        Ok(p) => s.fs.read_file(p).await.map_err(RpcError::from),
+        Ok(p) => s.fs.read_file_out(p).await.map_err(RpcError::from),
         Err(e) => Err(e),
     };
     match r {
         Ok(res) => {
-            let data = Body::Owned(res.data_base64.into_bytes());
+            let data = match res {
+                ReadFileOut::Base64(text) => Body::Owned(text.into_bytes()),
+                ReadFileOut::Stream(file, len) => {
+                    let id = id.clone();
+                    Body::Base64File(Base64File {
+                        file,
+                        len,
+                        error_line: Box::new(move |e| {
+                            let e = FsError::Io(std::io::Error::new(e.kind(), e.to_string()));
+                            response_line(&id, Err(RpcError::from(e)))
+                        }),
+                    })
+                }
+            };
             let head = protocol::read_file_head(id);
             out.send_parts(head, data, protocol::READ_FILE_TAIL, None)
                 .await;

@@ -132,15 +132,77 @@ pub enum Body {
     /// Shared with another owner (a retained output chunk).
     Shared(Arc<str>),
     Owned(Vec<u8>),
+    /// A file's bytes, read and base64-encoded by the writer as it writes them.
+    Base64File(Base64File),
 }
 
 impl Body {
     fn bytes(&self) -> &[u8] {
         match self {
-            Body::None => b"",
+            Body::None | Body::Base64File(_) => b"",
             Body::Shared(s) => s.as_bytes(),
             Body::Owned(v) => v,
         }
+    }
+}
+
+/// A file the writer streams as base64: up to `len` bytes from its current
+/// offset (fewer if it ends sooner). Read and encoded in blocks through two small
+/// buffers, so that a 512 MiB `fs/readFile` result needs neither the file nor its
+/// 716 MB encoding in memory, and encoding overlaps the client's reading.
+pub struct Base64File {
+    pub file: std::fs::File,
+    pub len: u64,
+    /// The whole error line for the same request, used if reading fails part way:
+    /// the partial line is then ended unterminated (invalid JSON, so never taken
+    /// for a result) and this line follows it.
+    pub error_line: ErrorLine,
+}
+
+/// Builds the error line of a [`Base64File`] whose read failed.
+pub type ErrorLine = Box<dyn Fn(&io::Error) -> Vec<u8> + Send>;
+
+/// Raw bytes per block of a [`Base64File`]: a multiple of 3, so that every block
+/// but the last encodes without padding; its encoding is exactly 1 MiB.
+const B64_BLOCK: usize = 3 << 18;
+
+/// Write `f`'s bytes as base64. `Err` if writing failed; `Ok(Err)` if reading did
+/// (what was written so far stays written).
+fn stream_base64<W: Write>(out: &mut W, f: &Base64File) -> io::Result<Result<(), io::Error>> {
+    let mut buf = vec![0u8; B64_BLOCK];
+    let mut enc = vec![0u8; B64_BLOCK / 3 * 4];
+    let mut left = f.len;
+    let mut have = 0usize;
+    loop {
+        // Fill the block (or what is left of the file).
+        let want = (B64_BLOCK as u64).min(left + have as u64) as usize;
+        let mut eof = false;
+        while have < want {
+            match (&f.file).read(&mut buf[have..want]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    have += n;
+                    left -= n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        let last = eof || left == 0;
+        let take = if last { have } else { have - have % 3 };
+        if take > 0 {
+            let text =
+                base64_simd::STANDARD.encode(&buf[..take], base64_simd::Out::from_slice(&mut enc));
+            out.write_all(text)?;
+        }
+        if last {
+            return Ok(Ok(()));
+        }
+        buf.copy_within(take..have, 0);
+        have -= take;
     }
 }
 
@@ -199,13 +261,32 @@ const BATCH_MESSAGES: usize = 64;
 const BATCH_BYTES: usize = 1 << 20;
 
 /// Write every part of `batch` in order, whole, with as few `writev` calls as the
-/// kernel allows. Messages stay contiguous: nothing else writes stdout.
+/// kernel allows. Messages stay contiguous: nothing else writes stdout. A
+/// [`Base64File`] body is streamed between its head and its tail.
 fn write_batch<W: Write>(out: &mut W, batch: &[OutMsg]) -> io::Result<()> {
-    let mut parts: Vec<&[u8]> = batch
-        .iter()
-        .flat_map(|m| m.parts())
-        .filter(|p| !p.is_empty())
-        .collect();
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(batch.len() * 3);
+    for m in batch {
+        let Body::Base64File(f) = &m.body else {
+            parts.extend(m.parts().into_iter().filter(|p| !p.is_empty()));
+            continue;
+        };
+        parts.push(&m.data);
+        write_parts(out, &mut parts)?;
+        match stream_base64(out, f)? {
+            Ok(()) => parts.push(m.tail),
+            Err(e) => {
+                tracing::warn!("reading a file failed while its result was written: {e}");
+                out.write_all(b"\n")?;
+                out.write_all(&(f.error_line)(&e))?;
+            }
+        }
+    }
+    write_parts(out, &mut parts)?;
+    out.flush()
+}
+
+/// `writev` all of `parts` (emptying it), looping over partial writes.
+fn write_parts<W: Write>(out: &mut W, parts: &mut Vec<&[u8]>) -> io::Result<()> {
     let mut first = 0;
     while first < parts.len() {
         let slices: Vec<io::IoSlice<'_>> =
@@ -224,7 +305,8 @@ fn write_batch<W: Write>(out: &mut W, batch: &[OutMsg]) -> io::Result<()> {
             parts[first] = &parts[first][n..];
         }
     }
-    out.flush()
+    parts.clear();
+    Ok(())
 }
 
 /// Start the stdout writer thread. `stop` silences it (shutdown writes nothing more);
@@ -276,6 +358,8 @@ pub fn spawn_writer<W: Write + Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
 
     fn split(max: usize, chunks: &[&[u8]]) -> Vec<String> {
         let mut s = LineSplitter::new(max);
@@ -336,6 +420,105 @@ mod tests {
             String::from_utf8(w.0).unwrap(),
             "{\"a\":\"xyz\"}\n{}\n{\"b\":\"0123456789\"}\n"
         );
+    }
+
+    fn file_with(bytes: &[u8]) -> std::fs::File {
+        let p = std::env::temp_dir().join(format!(
+            "tether-b64-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&p, bytes).unwrap();
+        let f = std::fs::File::open(&p).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        f
+    }
+
+    fn streamed(file: std::fs::File, len: u64) -> String {
+        let msg = OutMsg {
+            data: b"{\"r\":\"".to_vec(),
+            body: Body::Base64File(Base64File {
+                file,
+                len,
+                error_line: Box::new(|e| format!("{{\"error\":\"{e}\"}}\n").into_bytes()),
+            }),
+            tail: b"\"}\n",
+            permit: None,
+        };
+        let mut w = Trickle(Vec::new());
+        write_batch(
+            &mut w,
+            &[
+                msg,
+                OutMsg {
+                    data: b"{}\n".to_vec(),
+                    body: Body::None,
+                    tail: b"",
+                    permit: None,
+                },
+            ],
+        )
+        .unwrap();
+        String::from_utf8(w.0).unwrap()
+    }
+
+    #[test]
+    fn streamed_file_bodies_encode_exactly() {
+        let data: Vec<u8> = (0..3 * B64_BLOCK as u32 + 7)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect();
+        for n in [
+            0,
+            1,
+            2,
+            3,
+            B64_BLOCK - 1,
+            B64_BLOCK,
+            B64_BLOCK + 1,
+            2 * B64_BLOCK + 2,
+            data.len(),
+        ] {
+            let out = streamed(file_with(&data[..n]), n as u64);
+            assert_eq!(
+                out,
+                format!("{{\"r\":\"{}\"}}\n{{}}\n", STANDARD.encode(&data[..n])),
+                "{n} bytes"
+            );
+        }
+    }
+
+    /// The size is taken when the file is opened: a file that shrinks gives what
+    /// is left, one that grows gives only the bytes it had.
+    #[test]
+    fn streamed_file_that_shrank_or_grew() {
+        let data = vec![7u8; 2 * B64_BLOCK + 5];
+        let out = streamed(file_with(&data[..1000]), data.len() as u64);
+        assert_eq!(
+            out,
+            format!("{{\"r\":\"{}\"}}\n{{}}\n", STANDARD.encode(&data[..1000]))
+        );
+        let out = streamed(file_with(&data), B64_BLOCK as u64 + 1);
+        assert_eq!(
+            out,
+            format!(
+                "{{\"r\":\"{}\"}}\n{{}}\n",
+                STANDARD.encode(&data[..B64_BLOCK + 1])
+            )
+        );
+    }
+
+    /// A read that fails part way: the partial line ends unterminated (never a
+    /// valid result), then the request's error line, then the rest of the batch.
+    #[test]
+    fn streamed_file_read_error_ends_the_line_and_sends_the_error() {
+        let dir = std::fs::File::open(std::env::temp_dir()).unwrap();
+        let out = streamed(dir, 10);
+        assert!(out.starts_with("{\"r\":\"\n{\"error\":\""), "{out}");
+        assert!(out.ends_with("\"}\n{}\n"), "{out}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(serde_json::from_str::<serde_json::Value>(lines[0]).is_err());
+        assert!(serde_json::from_str::<serde_json::Value>(lines[1]).is_ok());
     }
 
     #[test]

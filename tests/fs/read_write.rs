@@ -53,6 +53,36 @@ fn read_file_100_mib_compared_by_hash() {
     assert_eq!(fnv1a64(&got), want, "content differs (hash)");
 }
 
+/// Files from 1 MiB up are encoded while they are written, in blocks of 768 KiB
+/// (a multiple of 3): every size around those boundaries gives exactly the
+/// standard encoding, padding included, and the server keeps serving.
+#[test]
+fn read_file_streamed_sizes_around_block_boundaries() {
+    let t = TempDir::new("read_streamed");
+    let mut s = Server::start();
+    let block = 3 << 18;
+    for size in [
+        (1 << 20) - 1,
+        1 << 20,
+        (1 << 20) + 1,
+        (1 << 20) + 2,
+        2 * block,
+        2 * block + 1,
+        2 * block + 2,
+        3 * block - 1,
+    ] {
+        let data = pseudo_random(size, size as u64);
+        let p = t.join(format!("f{size}"));
+        fs::write(&p, &data).unwrap();
+        let r = s.call("fs/readFile", json!({"path": uri(&p)}));
+        assert_eq!(r["dataBase64"], b64(&data), "{size} bytes");
+    }
+    assert_eq!(
+        s.call("environment/status", json!({})),
+        json!({"status": "ready"})
+    );
+}
+
 #[test]
 fn read_file_over_limit_is_refused() {
     let t = TempDir::new("read_too_large");
