@@ -65,6 +65,16 @@ struct LinksArgs {
 /// Logs go to stderr, or appended to `$TETHER_LOG_FILE` when that is set (handy
 /// when the parent swallows stderr). `RUST_LOG` filters them (default `warn`).
 fn init_logging() {
+    // Without RUST_LOG a plain level filter does: building an EnvFilter is a visible
+    // part of the exec-server's start (the handshake is timed by its clients).
+    if std::env::var_os("RUST_LOG").is_none() && std::env::var_os("TETHER_LOG_FILE").is_none() {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .try_init();
+        return;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
@@ -145,6 +155,24 @@ fn main() -> ExitCode {
                 .unwrap_or_default()
         })
         .unwrap_or_default();
+    // The plain exec-server start (how the Codex CLI and the client library start
+    // it) skips building the clap command tree; anything else goes through clap.
+    let plain = |rest: &[OsString]| {
+        rest.is_empty()
+            || rest == ["--listen", "stdio"]
+            || rest == ["--listen=stdio"]
+            || rest == ["--listen", "stdio://"]
+    };
+    if (name == "exec-server" && plain(&args[1..]))
+        || (name != "exec-server"
+            && name != "codex-fs"
+            && args.get(1).is_some_and(|a| a == "exec-server")
+            && plain(&args[2..]))
+    {
+        return exec_server(ExecServerArgs {
+            listen: "stdio".into(),
+        });
+    }
     match name.as_str() {
         "exec-server" => exec_server(ExecServerArgs::parse_from_named("exec-server", args)),
         "codex-fs" => {

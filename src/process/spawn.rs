@@ -174,38 +174,59 @@ enum Job {
     Exact(SpawnSpec, oneshot::Sender<Result<SpawnedExact, SpawnError>>),
 }
 
-/// The long-lived thread that forks.
+/// The long-lived thread that forks, started on the first spawn (a server that
+/// only answers the handshake never creates it).
 #[derive(Clone)]
 pub struct Spawner {
-    tx: std::sync::mpsc::Sender<Job>,
+    inner: Arc<SpawnerInner>,
+}
+
+struct SpawnerInner {
+    reaper: Arc<Reaper>,
+    tx: std::sync::OnceLock<std::sync::mpsc::Sender<Job>>,
 }
 
 impl Spawner {
     pub fn start(reaper: Arc<Reaper>) -> Self {
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("tether-spawner".into())
-            .spawn(move || {
-                while let Ok(job) = rx.recv() {
-                    match job {
-                        Job::Managed(spec, reply) => {
-                            let _ = reply.send(spawn(spec, &reaper));
-                        }
-                        Job::Exact(spec, reply) => {
-                            let _ = reply.send(spawn_exact(spec, &reaper));
+        Spawner {
+            inner: Arc::new(SpawnerInner {
+                reaper,
+                tx: std::sync::OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Hand `job` to the thread, starting it the first time.
+    fn submit(&self, job: Job) -> io::Result<()> {
+        let tx = self.inner.tx.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<Job>();
+            let reaper = self.inner.reaper.clone();
+            let started = std::thread::Builder::new()
+                .name("tether-spawner".into())
+                .spawn(move || {
+                    while let Ok(job) = rx.recv() {
+                        match job {
+                            Job::Managed(spec, reply) => {
+                                let _ = reply.send(spawn(spec, &reaper));
+                            }
+                            Job::Exact(spec, reply) => {
+                                let _ = reply.send(spawn_exact(spec, &reaper));
+                            }
                         }
                     }
-                }
-            })
-            .expect("spawn the spawner thread");
-        Spawner { tx }
+                });
+            if let Err(e) = started {
+                tracing::error!("cannot start the spawner thread: {e}");
+            }
+            tx
+        });
+        tx.send(job)
+            .map_err(|_| io::Error::other("spawner thread is gone"))
     }
 
     pub async fn spawn(&self, spec: SpawnSpec) -> Result<Spawned, SpawnError> {
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Job::Managed(spec, tx))
-            .map_err(|_| io::Error::other("spawner thread is gone"))?;
+        self.submit(Job::Managed(spec, tx))?;
         rx.await
             .map_err(|_| io::Error::other("spawner thread is gone"))?
     }
@@ -213,9 +234,7 @@ impl Spawner {
     /// Start a [`SpawnSpec::exact`] command.
     pub async fn spawn_exact(&self, spec: SpawnSpec) -> Result<SpawnedExact, SpawnError> {
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Job::Exact(spec, tx))
-            .map_err(|_| io::Error::other("spawner thread is gone"))?;
+        self.submit(Job::Exact(spec, tx))?;
         rx.await
             .map_err(|_| io::Error::other("spawner thread is gone"))?
     }

@@ -89,7 +89,10 @@ pub fn sandbox_mode_default() -> String {
 
 /// Probe what this host can enforce.
 pub fn probe_sandbox() -> HostSandbox {
-    let ns = probe_namespaces();
+    NamespaceProbe::start().finish()
+}
+
+fn host_sandbox(ns: u8) -> HostSandbox {
     HostSandbox {
         landlock_abi: landlock_abi(),
         seccomp: seccomp_available(),
@@ -136,39 +139,64 @@ const NS_MOUNT: u8 = 2;
 /// through a user namespace or directly (`NS_MOUNT`)? Tried in one throwaway forked
 /// child, so the server itself never changes namespace. The child reports through a
 /// pipe before it exits, and the server does not wait for its exit: tearing down a
-/// mount namespace waits for an RCU grace period, which made the probe the largest
-/// part of the handshake (about 4 ms of a 10 ms start). The zombie is collected by
-/// the reaper like any orphan.
-fn probe_namespaces() -> u8 {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two descriptors; the child only calls unshare, write and
-    // _exit (async-signal-safe) on values prepared before the fork.
-    unsafe {
-        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) < 0 {
+/// mount namespace waits for an RCU grace period. The zombie is collected by the
+/// reaper like any orphan. [`NamespaceProbe::start`] forks the child and returns at
+/// once, so that the server builds its runtime while the child works; `finish`
+/// reads the answer.
+pub struct NamespaceProbe {
+    /// Read end of the report pipe; -1 when the probe could not start.
+    fd: libc::c_int,
+}
+
+impl NamespaceProbe {
+    pub fn start() -> NamespaceProbe {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two descriptors; the child only calls unshare, write and
+        // _exit (async-signal-safe) on values prepared before the fork.
+        unsafe {
+            if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) < 0 {
+                return NamespaceProbe { fd: -1 };
+            }
+            let pid = libc::fork();
+            if pid == 0 {
+                libc::close(fds[0]);
+                let mut bits = 0u8;
+                if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) == 0 {
+                    bits = NS_USER | NS_MOUNT;
+                } else {
+                    if libc::unshare(libc::CLONE_NEWNS) == 0 {
+                        bits |= NS_MOUNT;
+                    }
+                    if libc::unshare(libc::CLONE_NEWUSER) == 0 {
+                        bits |= NS_USER;
+                    }
+                }
+                libc::write(fds[1], (&bits as *const u8).cast(), 1);
+                libc::_exit(0);
+            }
+            libc::close(fds[1]);
+            if pid < 0 {
+                libc::close(fds[0]);
+                return NamespaceProbe { fd: -1 };
+            }
+            NamespaceProbe { fd: fds[0] }
+        }
+    }
+
+    /// Wait for the child's answer and put the host's sandbox facts together.
+    pub fn finish(mut self) -> HostSandbox {
+        host_sandbox(self.read_bits())
+    }
+
+    fn read_bits(&mut self) -> u8 {
+        if self.fd < 0 {
             return 0;
         }
-        let pid = libc::fork();
-        if pid == 0 {
-            libc::close(fds[0]);
-            let mut bits = 0u8;
-            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) == 0 {
-                bits = NS_USER | NS_MOUNT;
-            } else {
-                if libc::unshare(libc::CLONE_NEWNS) == 0 {
-                    bits |= NS_MOUNT;
-                }
-                if libc::unshare(libc::CLONE_NEWUSER) == 0 {
-                    bits |= NS_USER;
-                }
-            }
-            libc::write(fds[1], (&bits as *const u8).cast(), 1);
-            libc::_exit(0);
-        }
-        libc::close(fds[1]);
         let mut bits = 0u8;
-        if pid > 0 {
+        // SAFETY: a one-byte read into a local from our own pipe descriptor.
+        unsafe {
             loop {
-                let n = libc::read(fds[0], (&mut bits as *mut u8).cast(), 1);
+                let n = libc::read(self.fd, (&mut bits as *mut u8).cast(), 1);
                 if n < 0 && *libc::__errno_location() == libc::EINTR {
                     continue;
                 }
@@ -177,14 +205,29 @@ fn probe_namespaces() -> u8 {
                 }
                 break;
             }
+            libc::close(self.fd);
         }
-        libc::close(fds[0]);
+        self.fd = -1;
         bits
+    }
+}
+
+impl Drop for NamespaceProbe {
+    fn drop(&mut self) {
+        if self.fd >= 0 {
+            // SAFETY: our own descriptor, closed once.
+            unsafe { libc::close(self.fd) };
+        }
     }
 }
 
 /// Compute the whole object. Call before the runtime starts children.
 pub fn compute() -> EnvironmentInfo {
+    compute_with(NamespaceProbe::start())
+}
+
+/// Compute the whole object with a probe started earlier.
+pub fn compute_with(probe: NamespaceProbe) -> EnvironmentInfo {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let tmp = tmpdir();
     let extensions: BTreeMap<String, u32> = EXTENSIONS.iter().map(|e| (e.to_string(), 1)).collect();
@@ -204,7 +247,7 @@ pub fn compute() -> EnvironmentInfo {
             protocol_version: PROTOCOL_VERSION,
             version: VERSION.into(),
             extensions,
-            sandbox: probe_sandbox(),
+            sandbox: probe.finish(),
         }),
     }
 }

@@ -70,7 +70,8 @@ fn cpus() -> usize {
 /// Run the exec-server on stdin/stdout until a shutdown trigger; returns the exit code.
 pub fn run() -> i32 {
     prepare_process();
-    let info = env_info::compute();
+    // The namespace probe's child works while the runtime and threads start.
+    let probe = env_info::NamespaceProbe::start();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cpus())
         .enable_all()
@@ -82,27 +83,27 @@ pub fn run() -> i32 {
             return 1;
         }
     };
-    rt.block_on(serve(info));
+    rt.block_on(serve(probe));
     // Shutdown already killed and reaped everything; leave without waiting for tasks.
     std::process::exit(0)
 }
 
-async fn serve(info: crate::protocol::handshake::EnvironmentInfo) {
+async fn serve(probe: env_info::NamespaceProbe) {
     let stop = Arc::new(AtomicBool::new(false));
     let write_failed = Arc::new(Notify::new());
     let wf = write_failed.clone();
     // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
     let stdout = RawStdout(ManuallyDrop::new(unsafe { File::from_raw_fd(1) }));
     let out = transport::spawn_writer(stdout, stop.clone(), move || wf.notify_one());
+    let (tx, rx) = mpsc::channel(4);
+    transport::spawn_reader(std::io::stdin(), tx);
+    let info = env_info::compute_with(probe);
     let host = info
         .tether
         .as_ref()
         .map(|t| t.sandbox.clone())
         .unwrap_or_else(env_info::probe_sandbox);
     let procs = ProcessManager::new(out.clone(), host);
-
-    let (tx, rx) = mpsc::channel(4);
-    transport::spawn_reader(std::io::stdin(), tx);
     let dispatcher = dispatch::Dispatcher::new(out, procs.clone(), info);
 
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");

@@ -161,14 +161,27 @@ fn exec_server_is_stdio_only() {
         "nothing on stdout: {}",
         text(&out.stdout)
     );
-    let mut s = Server::builder()
-        .args(["exec-server", "--listen", "stdio://"])
-        .spawn();
-    s.initialize();
-    assert_eq!(
-        s.call("environment/status", json!({})),
-        json!({"status": "ready"})
+    for listen in [&["--listen", "stdio://"][..], &["--listen=stdio"], &[]] {
+        let mut s = Server::builder()
+            .args(std::iter::once("exec-server").chain(listen.iter().copied()))
+            .spawn();
+        s.initialize();
+        assert_eq!(
+            s.call("environment/status", json!({})),
+            json!({"status": "ready"}),
+            "{listen:?}"
+        );
+    }
+    // Anything else still goes through the argument parser.
+    let out = tether(&["exec-server", "--bogus"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--bogus"),
+        "{}",
+        text(&out.stderr)
     );
+    let out = tether(&["exec-server", "--listen", "stdio", "extra"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 
 #[test]
