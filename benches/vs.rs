@@ -149,10 +149,10 @@ fn ready(argv: &[String]) -> Res<Server> {
 
 /// Spawn → `initialize` result (ms), and the idle peak RSS after a round trip (MiB).
 fn handshake(argv: &[String]) -> Res<(f64, f64)> {
-    let t = Instant::now();
-    let mut s = Server::spawn(argv)?;
-    s.call("initialize", r#"{"clientName":"tether-bench"}"#)?;
-    let took = ms(t.elapsed());
+    let init =
+        b"{\"id\":0,\"method\":\"initialize\",\"params\":{\"clientName\":\"tether-bench\"}}\n";
+    let (mut s, took) = Server::spawn_timed(argv, init)?;
+    s.wait(0)?;
     s.send(b"{\"method\":\"initialized\",\"params\":{}}\n")?;
     s.call("environment/status", "{}")?;
     std::thread::sleep(std::time::Duration::from_millis(50));

@@ -220,8 +220,7 @@ impl Lines {
     }
 }
 
-fn reader_loop(out: std::process::ChildStdout, shared: Arc<Shared>) {
-    let mut lines = Lines::new(out);
+fn reader_loop(mut lines: Lines, shared: Arc<Shared>) {
     let mut scratch = Vec::new();
     while let Some(Line {
         text: line,
@@ -288,6 +287,22 @@ fn reader_loop(out: std::process::ChildStdout, shared: Arc<Shared>) {
 impl Server {
     /// Spawn `argv` with piped stdin/stdout (stderr discarded).
     pub fn spawn(argv: &[String]) -> Res<Server> {
+        Self::spawn_reading(argv, Vec::new(), None).map(|(s, _)| s)
+    }
+
+    /// Spawn `argv`, write `first` to it, and read its stdout on this thread until
+    /// a whole line has come (timed from before the spawn) before the reader thread
+    /// takes over: the handshake figure then holds no client thread start-up.
+    pub fn spawn_timed(argv: &[String], first: &[u8]) -> Res<(Server, f64)> {
+        Self::spawn_reading(argv, first.to_vec(), Some(Instant::now()))
+            .map(|(s, t)| (s, t.unwrap_or_default()))
+    }
+
+    fn spawn_reading(
+        argv: &[String],
+        first: Vec<u8>,
+        timed: Option<Instant>,
+    ) -> Res<(Server, Option<f64>)> {
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])
             .stdin(Stdio::piped())
@@ -296,17 +311,30 @@ impl Server {
             .spawn()
             .map_err(|e| format!("cannot spawn {}: {e}", argv[0]))?;
         let shared = Arc::new(Shared::default());
-        let out = child.stdout.take().expect("piped stdout");
+        let mut lines = Lines::new(child.stdout.take().expect("piped stdout"));
+        let mut stdin = child.stdin.take();
+        let mut took = None;
+        if let Some(t0) = timed {
+            let w = stdin.as_mut().expect("piped stdin");
+            w.write_all(&first)
+                .map_err(|e| format!("writing the server's stdin: {e}"))?;
+            let line = lines.next().ok_or("the server closed its stdout")?;
+            took = Some(t0.elapsed().as_secs_f64() * 1e3);
+            if let Some(id) = json::response_id(&line.text) {
+                shared.lock().responses.insert(id, line.text);
+            }
+        }
         let sh = shared.clone();
-        let reader = std::thread::spawn(move || reader_loop(out, sh));
-        Ok(Server {
+        let reader = std::thread::spawn(move || reader_loop(lines, sh));
+        let server = Server {
             pid: child.id() as i32,
-            stdin: child.stdin.take(),
+            stdin,
             child,
             shared,
             next_id: 1,
             reader: Some(reader),
-        })
+        };
+        Ok((server, took))
     }
 
     /// `initialize` (waiting for its result), then `initialized`.

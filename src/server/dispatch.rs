@@ -89,7 +89,7 @@ pub struct Dispatcher {
 }
 
 /// Encode a response line.
-fn response_line(id: &RequestId, result: Result<Box<RawValue>, RpcError>) -> Vec<u8> {
+pub fn response_line(id: &RequestId, result: Result<Box<RawValue>, RpcError>) -> Vec<u8> {
     match result {
         Ok(v) => protocol::to_line(&ResponseOut { id, result: v }),
         Err(e) => protocol::to_line(&ErrorOut {
@@ -268,19 +268,46 @@ impl Dispatcher {
                 "initialize may only be sent once per connection",
             ));
         }
-        let p: InitializeParams = decode(params)?;
-        if let Some(resume) = p.resume_session_id {
-            return Err(RpcError::invalid_request(format!(
-                "unknown session id {resume}"
-            )));
-        }
-        tracing::info!(client = %p.client_name, "initialize");
+        let r = initialize_result(params, &self.session_id, &self.services.info)?;
         self.state = Handshake::Initialized;
-        ok(InitializeResult {
-            session_id: self.session_id.clone(),
-            environment_info: self.services.info.clone(),
-        })
+        Ok(r)
     }
+
+    /// Continue a connection whose first line, `initialize`, was answered before
+    /// the dispatcher started (see `server::early_handshake`).
+    pub fn after_early_initialize(mut self, e: EarlyHandshake) -> Self {
+        self.session_id = e.session_id;
+        if e.initialized {
+            self.state = Handshake::Initialized;
+        }
+        self
+    }
+}
+
+/// An `initialize` answered before the dispatcher existed: the session id it
+/// gave, and whether it succeeded (a failed one leaves the handshake to do).
+pub struct EarlyHandshake {
+    pub session_id: String,
+    pub initialized: bool,
+}
+
+/// The result of a first `initialize` with `params`.
+pub fn initialize_result(
+    params: Value,
+    session_id: &str,
+    info: &EnvironmentInfo,
+) -> Result<Box<RawValue>, RpcError> {
+    let p: InitializeParams = decode(params)?;
+    if let Some(resume) = p.resume_session_id {
+        return Err(RpcError::invalid_request(format!(
+            "unknown session id {resume}"
+        )));
+    }
+    tracing::info!(client = %p.client_name, "initialize");
+    ok(InitializeResult {
+        session_id: session_id.to_string(),
+        environment_info: info.clone(),
+    })
 }
 
 /// `fs/readFile`: the result line is its head, then the base64 data as it is, then

@@ -70,8 +70,13 @@ fn cpus() -> usize {
 /// Run the exec-server on stdin/stdout until a shutdown trigger; returns the exit code.
 pub fn run() -> i32 {
     prepare_process();
-    // The namespace probe's child works while the runtime and threads start.
+    // The namespace probe's child works while the first line is read.
     let probe = env_info::NamespaceProbe::start();
+    let Some(early) = early_handshake(probe) else {
+        // A shutdown signal before the first line: nothing was started.
+        tracing::info!("shutting down: signal before the handshake");
+        return 0;
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cpus())
         .enable_all()
@@ -83,12 +88,114 @@ pub fn run() -> i32 {
             return 1;
         }
     };
-    rt.block_on(serve(probe));
+    rt.block_on(serve(early));
     // Shutdown already killed and reaped everything; leave without waiting for tasks.
     std::process::exit(0)
 }
 
-async fn serve(probe: env_info::NamespaceProbe) {
+/// What [`early_handshake`] did before the runtime started.
+struct Early {
+    info: crate::protocol::handshake::EnvironmentInfo,
+    prefill: transport::Prefill,
+    handshake: Option<dispatch::EarlyHandshake>,
+}
+
+/// Read stdin on the main thread until its first line; if that is `initialize`,
+/// answer it right here, before the runtime, the threads and the process manager
+/// exist, so that the handshake costs a client only the process start and this.
+/// (A first line that is anything else, and everything after the first line, is
+/// left to the dispatcher as read.) Nothing can be started before `initialize`,
+/// so nothing waits on this; a signal now ends the process with nothing to clean.
+fn early_handshake(probe: env_info::NamespaceProbe) -> Option<Early> {
+    use std::io::{Read, Write};
+    catch_early_signals();
+    let mut prefill = transport::Prefill::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut stdin = std::io::stdin();
+    while prefill.pending.is_empty() {
+        if EARLY_SIGNAL.load(Ordering::SeqCst) != 0 {
+            return None;
+        }
+        let n = match stdin.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!("reading stdin failed: {e}");
+                0
+            }
+        };
+        let pending = &mut prefill.pending;
+        let mut keep = |ev| {
+            pending.push(ev);
+            true
+        };
+        if n == 0 {
+            prefill.split.finish(&mut keep);
+            prefill.pending.push(transport::InputEvent::Eof);
+            prefill.eof = true;
+            break;
+        }
+        prefill.split.feed(&buf[..n], &mut keep);
+    }
+    let info = env_info::compute_with(probe);
+    let mut handshake = None;
+    if let Some(transport::InputEvent::Line(line)) = prefill.pending.first() {
+        if let decode::Incoming::Request { id, method, params } = decode::classify(line) {
+            if method == crate::protocol::methods::INITIALIZE {
+                let session_id = uuid::Uuid::new_v4().to_string();
+                let r = dispatch::initialize_result(params, &session_id, &info);
+                let initialized = r.is_ok();
+                let reply = dispatch::response_line(&id, r);
+                // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop
+                // never closes it. No other thread writes stdout yet.
+                let mut stdout = RawStdout(ManuallyDrop::new(unsafe { File::from_raw_fd(1) }));
+                if let Err(e) = stdout.write_all(&reply) {
+                    tracing::info!("writing stdout failed: {e}");
+                }
+                prefill.pending.remove(0);
+                handshake = Some(dispatch::EarlyHandshake {
+                    session_id,
+                    initialized,
+                });
+            }
+        }
+    }
+    Some(Early {
+        info,
+        prefill,
+        handshake,
+    })
+}
+
+/// The shutdown signal that came before the runtime's handlers were installed.
+static EARLY_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_early_signal(sig: libc::c_int) {
+    EARLY_SIGNAL.store(sig, Ordering::SeqCst);
+}
+
+/// Until the runtime installs its handlers, SIGTERM, SIGINT and SIGHUP only set
+/// [`EARLY_SIGNAL`] (and interrupt the read of the first line: no `SA_RESTART`).
+fn catch_early_signals() {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: a handler that only stores to an atomic; sigaction on a zeroed,
+        // filled-in struct.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_early_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = 0;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+async fn serve(early: Early) {
+    let Early {
+        info,
+        prefill,
+        handshake,
+    } = early;
     let stop = Arc::new(AtomicBool::new(false));
     let write_failed = Arc::new(Notify::new());
     let wf = write_failed.clone();
@@ -96,20 +203,30 @@ async fn serve(probe: env_info::NamespaceProbe) {
     let stdout = RawStdout(ManuallyDrop::new(unsafe { File::from_raw_fd(1) }));
     let out = transport::spawn_writer(stdout, stop.clone(), move || wf.notify_one());
     let (tx, rx) = mpsc::channel(4);
-    transport::spawn_reader(std::io::stdin(), tx);
-    let info = env_info::compute_with(probe);
+    transport::spawn_reader(std::io::stdin(), tx, prefill);
     let host = info
         .tether
         .as_ref()
         .map(|t| t.sandbox.clone())
         .unwrap_or_else(env_info::probe_sandbox);
     let procs = ProcessManager::new(out.clone(), host);
-    let dispatcher = dispatch::Dispatcher::new(out, procs.clone(), info);
+    let mut dispatcher = dispatch::Dispatcher::new(out, procs.clone(), info);
+    if let Some(h) = handshake {
+        dispatcher = dispatcher.after_early_initialize(h);
+    }
 
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
     let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    // A signal between the first line and the handlers above.
+    let early_sig = async {
+        if EARLY_SIGNAL.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        std::future::pending::<()>().await
+    };
     let why = tokio::select! {
+        _ = early_sig => "a signal during start-up",
         _ = dispatcher.run(rx) => "end of input",
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",

@@ -95,13 +95,49 @@ impl LineSplitter {
     }
 }
 
+/// Input already read from stdin before the reader thread started (the early
+/// handshake): the splitter with its partial line, the events it produced that
+/// were not handled, and whether stdin already ended.
+pub struct Prefill {
+    pub split: LineSplitter,
+    pub pending: Vec<InputEvent>,
+    pub eof: bool,
+}
+
+impl Default for Prefill {
+    fn default() -> Self {
+        Prefill {
+            split: LineSplitter::new(MAX_LINE),
+            pending: Vec::new(),
+            eof: false,
+        }
+    }
+}
+
 /// Start the stdin reader thread. Lines go to `tx`; the channel is small so that a
-/// dispatcher that waits (the in-flight limit) stops the reading.
-pub fn spawn_reader<R: Read + Send + 'static>(mut input: R, tx: mpsc::Sender<InputEvent>) {
+/// dispatcher that waits (the in-flight limit) stops the reading. `prefill`'s
+/// events go first, then the reading goes on where it stopped.
+pub fn spawn_reader<R: Read + Send + 'static>(
+    mut input: R,
+    tx: mpsc::Sender<InputEvent>,
+    prefill: Prefill,
+) {
     std::thread::Builder::new()
         .name("tether-stdin".into())
         .spawn(move || {
-            let mut split = LineSplitter::new(MAX_LINE);
+            let Prefill {
+                mut split,
+                pending,
+                eof,
+            } = prefill;
+            for ev in pending {
+                if tx.blocking_send(ev).is_err() {
+                    return;
+                }
+            }
+            if eof {
+                return;
+            }
             let mut buf = vec![0u8; 256 * 1024];
             let mut emit = |ev: InputEvent| tx.blocking_send(ev).is_ok();
             loop {

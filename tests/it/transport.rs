@@ -924,3 +924,61 @@ fn requests_are_served_concurrently_with_slow_ones() {
     let r = s.wait_response(&json!(poll));
     assert!(r.get("result").is_some(), "{r}");
 }
+
+/// The first line is read before the server's runtime starts (the early
+/// handshake): an `initialize` that is the whole of stdin, without a final
+/// newline, is still answered, and the server then exits on the end of input.
+#[test]
+fn initialize_as_the_whole_input_is_answered_then_the_server_exits() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    for input in [
+        &b"{\"id\":7,\"method\":\"initialize\",\"params\":{\"clientName\":\"it\"}}"[..],
+        b"{\"id\":7,\"method\":\"initialize\",\"params\":{\"clientName\":\"it\"}}\n{\"id\":8,\"method\":\"environment/status\"}\n",
+        b"\n\n{\"id\":7,\"method\":\"initialize\",\"params\":{\"clientName\":\"it\"}}\r\n",
+    ] {
+        let mut child = Command::new(bin())
+            .arg("exec-server")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{:?}", out.status);
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["id"], json!(7), "{text}");
+        assert!(lines[0]["result"]["sessionId"].is_string(), "{text}");
+        // (A request after it may go unanswered: the end of input came with it.)
+        for l in &lines[1..] {
+            assert_eq!(l["id"], json!(8), "{text}");
+        }
+    }
+}
+
+/// A shutdown signal before the first line (while the server waits for its
+/// handshake on the main thread) still ends it with status 0, at once.
+#[test]
+fn signal_before_the_first_line_exits_zero() {
+    use std::process::{Command, Stdio};
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        let mut child = Command::new(bin())
+            .arg("exec-server")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        thread::sleep(Duration::from_millis(100));
+        let t = Instant::now();
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "signal {sig}: {status:?}");
+        assert!(t.elapsed() < Duration::from_secs(1), "signal {sig}");
+    }
+}
