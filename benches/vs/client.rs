@@ -63,11 +63,24 @@ pub fn split_cmd(cmd: &str) -> Vec<String> {
 /// line and its decoding) are not counted against whichever server comes first.
 static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
-/// An empty buffer from the pool (the largest), or a new one.
+/// An empty buffer from the pool (the largest), or a new one: for data of a size
+/// not known yet.
 pub fn take_buf() -> Vec<u8> {
+    take_buf_for(usize::MAX)
+}
+
+/// An empty buffer from the pool: the smallest that holds `len` bytes, else the
+/// largest; or a new one.
+pub fn take_buf_for(len: usize) -> Vec<u8> {
     let mut p = POOL.lock().unwrap_or_else(|e| e.into_inner());
     p.sort_by_key(|b| b.capacity());
-    let mut b = p.pop().unwrap_or_else(|| Vec::with_capacity(1 << 20));
+    let at = p
+        .iter()
+        .position(|b| b.capacity() >= len)
+        .or(p.len().checked_sub(1));
+    let mut b = at
+        .map(|i| p.remove(i))
+        .unwrap_or_else(|| Vec::with_capacity(len.min(1 << 20)));
     b.clear();
     b
 }
@@ -77,14 +90,11 @@ pub fn put_buf(b: Vec<u8>) {
     let mut p = POOL.lock().unwrap_or_else(|e| e.into_inner());
     p.push(b);
     p.sort_by_key(|b| std::cmp::Reverse(b.capacity()));
-    p.truncate(4);
+    p.truncate(6);
 }
 
-/// A line, and the decoded bytes of its big string when it had one (see [`Lines`]).
-pub struct Line {
-    pub text: Vec<u8>,
-    pub decoded: Option<Result<Vec<u8>, String>>,
-}
+/// A big string decoded on arrival, or why it could not be.
+type Decoded = Result<Vec<u8>, String>;
 
 /// The string of a response being decoded while it arrives.
 struct Streaming {
@@ -103,6 +113,9 @@ struct Streaming {
 struct Lines {
     fd: std::process::ChildStdout,
     buf: Vec<u8>,
+    /// Where the current line starts in `buf`, and where the next one will.
+    start: usize,
+    consumed: usize,
     scanned: usize,
     stream: Option<Streaming>,
     done: Option<Result<Vec<u8>, String>>,
@@ -134,16 +147,20 @@ impl Lines {
     fn new(fd: std::process::ChildStdout) -> Lines {
         Lines {
             fd,
-            buf: take_buf(),
+            buf: take_buf_for(4 << 20),
+            start: 0,
+            consumed: 0,
             scanned: 0,
             stream: None,
             done: None,
         }
     }
 
-    /// The next line without its `\n`; `None` at end of input.
-    fn next(&mut self) -> Option<Line> {
+    /// The next line (without its `\n`) as a range of `self.buf`, valid until the
+    /// next call, and its decoded big string if it had one; `None` at end of input.
+    fn next(&mut self) -> Option<(std::ops::Range<usize>, Option<Decoded>)> {
         use std::os::fd::AsRawFd;
+        self.start = self.consumed;
         loop {
             if let Some(st) = &mut self.stream {
                 let region = &self.buf[st.start..];
@@ -160,34 +177,28 @@ impl Lines {
                     }
                 };
                 if let Some(q) = cut {
-                    let start = st.start;
-                    self.buf.drain(start..start + q);
+                    let at = st.start;
+                    self.buf.drain(at..at + q);
                     let st = self.stream.take().expect("streaming");
                     self.done = Some(match st.failed {
                         None => Ok(st.decoded),
                         Some(e) => Err(e),
                     });
-                    self.scanned = start;
+                    self.scanned = at;
                     continue;
                 }
                 self.scanned = self.buf.len();
             } else if let Some(k) = memchr::memchr(b'\n', &self.buf[self.scanned..]) {
                 let end = self.scanned + k;
-                let mut rest = take_buf();
-                rest.extend_from_slice(&self.buf[end + 1..]);
-                let mut text = std::mem::replace(&mut self.buf, rest);
-                text.truncate(end);
-                self.scanned = 0;
-                return Some(Line {
-                    text,
-                    decoded: self.done.take(),
-                });
+                self.consumed = end + 1;
+                self.scanned = end + 1;
+                return Some((self.start..end, self.done.take()));
             } else {
                 self.scanned = self.buf.len();
-                if self.done.is_none() && self.buf.len() >= STREAM_AFTER {
-                    if let Some(start) = json::big_string_start(&self.buf) {
+                if self.done.is_none() && self.buf.len() - self.start >= STREAM_AFTER {
+                    if let Some(at) = json::big_string_start(&self.buf[self.start..]) {
                         self.stream = Some(Streaming {
-                            start,
+                            start: self.start + at,
                             decoded: take_buf(),
                             failed: None,
                         });
@@ -195,8 +206,19 @@ impl Lines {
                     }
                 }
             }
-            if self.buf.capacity() - self.buf.len() < 1 << 16 {
-                self.buf.reserve(self.buf.len().max(1 << 20));
+            // Move the partial line to the front before reading more.
+            if self.start > 0 {
+                let s = self.start;
+                self.buf.drain(..s);
+                self.scanned -= s;
+                if let Some(st) = &mut self.stream {
+                    st.start -= s;
+                }
+                self.start = 0;
+                self.consumed = 0;
+            }
+            if self.buf.capacity() - self.buf.len() < 1 << 20 {
+                self.buf.reserve(self.buf.len().max(2 << 20));
             }
             let spare = self.buf.capacity() - self.buf.len();
             // SAFETY: read writes at most `spare` bytes into the reserved, unused
@@ -220,17 +242,21 @@ impl Lines {
     }
 }
 
+/// A copy of `b` in a pooled buffer.
+fn owned(b: &[u8]) -> Vec<u8> {
+    let mut v = take_buf_for(b.len());
+    v.extend_from_slice(b);
+    v
+}
+
 fn reader_loop(mut lines: Lines, shared: Arc<Shared>) {
     let mut scratch = Vec::new();
-    while let Some(Line {
-        text: line,
-        decoded,
-    }) = lines.next()
-    {
+    while let Some((range, decoded)) = lines.next() {
+        let line = &lines.buf[range];
         // A response: filed by id without skimming its (possibly huge) result.
-        if let Some(id) = json::response_id(&line) {
+        if let Some(id) = json::response_id(line) {
             let mut st = shared.lock();
-            st.responses.insert(id, line);
+            st.responses.insert(id, owned(line));
             if let Some(d) = decoded {
                 st.decoded.insert(id, d);
             }
@@ -238,23 +264,20 @@ fn reader_loop(mut lines: Lines, shared: Arc<Shared>) {
             shared.cv.notify_all();
             continue;
         }
-        let (mut id, mut method, mut params) = (None, None, None);
-        json::members(&line, |k, v| match k {
-            b"id" => id = Some(v),
-            b"method" => method = Some(v),
-            b"params" => params = Some(v),
-            _ => {}
-        });
-        if let Some(m) = method.and_then(json::plain_str) {
-            let p = params.unwrap_or_default();
-            let pid = json::get(p, "processId")
-                .and_then(json::plain_str)
-                .unwrap_or_default();
+        // A notification: `method` comes first from both servers; its params are
+        // then walked once (the chunk's only scan before decoding, which refuses
+        // anything that is not plain base64).
+        if let Some(m) = json::find(line, "method").and_then(|v| json::str_at(&line[v..], &[])) {
+            let (mut pid, mut chunk) = (&b""[..], &b""[..]);
+            if let Some(p) = json::find(line, "params") {
+                json::members(&line[p..], |k, v| match k {
+                    b"processId" => pid = json::plain_str(v).unwrap_or_default(),
+                    b"chunk" => chunk = v.get(1..v.len().saturating_sub(1)).unwrap_or_default(),
+                    _ => {}
+                });
+            }
             match m {
                 b"process/output" => {
-                    let chunk = json::get(p, "chunk")
-                        .and_then(json::plain_str)
-                        .unwrap_or_default();
                     scratch.resize(chunk.len() / 4 * 3 + 3, 0);
                     let n = base64_simd::STANDARD
                         .decode(chunk, base64_simd::Out::from_slice(&mut scratch))
@@ -272,12 +295,11 @@ fn reader_loop(mut lines: Lines, shared: Arc<Shared>) {
                 }
                 _ => {}
             }
-        } else if let Some(id) = id.and_then(json::int) {
-            shared.lock().responses.insert(id, line);
+        } else if let Some(id) = json::find(line, "id").and_then(|v| json::int_at(&line[v..])) {
+            shared.lock().responses.insert(id, owned(line));
             shared.cv.notify_all();
             continue;
         }
-        put_buf(line);
     }
     put_buf(std::mem::take(&mut lines.buf));
     shared.lock().eof = true;
@@ -318,10 +340,11 @@ impl Server {
             let w = stdin.as_mut().expect("piped stdin");
             w.write_all(&first)
                 .map_err(|e| format!("writing the server's stdin: {e}"))?;
-            let line = lines.next().ok_or("the server closed its stdout")?;
+            let (range, _) = lines.next().ok_or("the server closed its stdout")?;
             took = Some(t0.elapsed().as_secs_f64() * 1e3);
-            if let Some(id) = json::response_id(&line.text) {
-                shared.lock().responses.insert(id, line.text);
+            let line = &lines.buf[range];
+            if let Some(id) = json::response_id(line) {
+                shared.lock().responses.insert(id, owned(line));
             }
         }
         let sh = shared.clone();

@@ -217,3 +217,12 @@ pub fn plain_str(v: &[u8]) -> Option<&[u8]> {
 pub fn int(v: &[u8]) -> Option<i64> {
     std::str::from_utf8(v).ok()?.parse().ok()
 }
+
+/// The integer at the start of `b` (followed by anything).
+pub fn int_at(b: &[u8]) -> Option<i64> {
+    let end = b
+        .iter()
+        .position(|c| !c.is_ascii_digit() && *c != b'-')
+        .unwrap_or(b.len());
+    int(&b[..end])
+}

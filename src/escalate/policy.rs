@@ -59,7 +59,7 @@ impl Policy {
                 continue;
             }
             let cand = (r.prefix.len(), r.decision);
-            if best.map_or(true, |b| cand > b) {
+            if best.is_none_or(|b| cand > b) {
                 best = Some(cand);
             }
         }

@@ -275,7 +275,7 @@ impl Pump {
             let p = self.budget.clone().acquire_many_owned(bytes.len() as u32);
             Some(p.await.expect("the budget semaphore is never closed"))
         };
-        let b64: Arc<str> = protocol::bytes::encode(bytes).into();
+        let b64 = protocol::bytes::encode_shared(bytes);
         let seq = {
             let mut st = self.rec.lock();
             let seq = st.next_seq;

@@ -32,6 +32,23 @@ pub fn encode(bytes: &[u8]) -> String {
     base64_simd::STANDARD.encode_to_string(bytes)
 }
 
+/// Encode bytes as standard base64 straight into a shared string (one allocation
+/// and no copy: an output chunk is encoded once and then shared by retention and
+/// the outbound queue).
+pub fn encode_shared(bytes: &[u8]) -> std::sync::Arc<str> {
+    let len = base64_simd::STANDARD.encoded_length(bytes.len());
+    let mut buf = std::sync::Arc::<[u8]>::new_uninit_slice(len);
+    let slot = std::sync::Arc::get_mut(&mut buf).expect("a new Arc is unique");
+    let written = base64_simd::STANDARD
+        .encode(bytes, base64_simd::Out::from_uninit_slice(slot))
+        .len();
+    assert_eq!(written, len, "base64 length");
+    // SAFETY: the encoder initialised all `len` bytes.
+    let buf = unsafe { buf.assume_init() };
+    // SAFETY: base64 text is ASCII, hence UTF-8; `str` and `[u8]` have one layout.
+    unsafe { std::sync::Arc::from_raw(std::sync::Arc::into_raw(buf) as *const str) }
+}
+
 /// Decode standard base64.
 pub fn decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
     STANDARD.decode(text)
@@ -54,6 +71,11 @@ mod tests {
         let data: Vec<u8> = (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect();
         for n in [0, 1, 2, 3, 4, 31, 32, 33, 95, 96, 97, 4999, 5000] {
             assert_eq!(encode(&data[..n]), STANDARD.encode(&data[..n]), "{n} bytes");
+            assert_eq!(
+                &*encode_shared(&data[..n]),
+                STANDARD.encode(&data[..n]),
+                "{n} bytes"
+            );
         }
     }
 

@@ -200,21 +200,58 @@ pub type ErrorLine = Box<dyn Fn(&io::Error) -> Vec<u8> + Send>;
 
 /// Raw bytes per block of a [`Base64File`]: a multiple of 3, so that every block
 /// but the last encodes without padding; its encoding is exactly 1 MiB.
-const B64_BLOCK: usize = 3 << 18;
+const B64_BLOCK: usize = 3 << 16;
 
 /// Write `f`'s bytes as base64. `Err` if writing failed; `Ok(Err)` if reading did
-/// (what was written so far stays written).
+/// (what was written so far stays written). A helper thread reads and encodes
+/// the next blocks while this one waits for the client to drain stdout, so the
+/// pipe is not left empty while a block is prepared.
 fn stream_base64<W: Write>(out: &mut W, f: &Base64File) -> io::Result<Result<(), io::Error>> {
+    const SPARE: usize = 3;
+    std::thread::scope(|scope| {
+        let (full_tx, full_rx) =
+            std::sync::mpsc::sync_channel::<io::Result<(Vec<u8>, usize)>>(SPARE);
+        let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        for _ in 0..SPARE {
+            let _ = free_tx.send(vec![0u8; B64_BLOCK / 3 * 4]);
+        }
+        let (file, len) = (&f.file, f.len);
+        let encoder = std::thread::Builder::new()
+            .name("tether-b64".into())
+            .spawn_scoped(scope, move || encode_blocks(file, len, &full_tx, &free_rx));
+        if let Err(e) = encoder {
+            return Ok(Err(e));
+        }
+        for block in full_rx {
+            match block {
+                Ok((buf, n)) => {
+                    out.write_all(&buf[..n])?;
+                    let _ = free_tx.send(buf);
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(()))
+    })
+}
+
+/// The encoder side of [`stream_base64`]: blocks of the file, encoded into the
+/// free buffers it is given, in order; a read error ends the stream.
+fn encode_blocks(
+    file: &std::fs::File,
+    len: u64,
+    full: &std::sync::mpsc::SyncSender<io::Result<(Vec<u8>, usize)>>,
+    free: &std::sync::mpsc::Receiver<Vec<u8>>,
+) {
     let mut buf = vec![0u8; B64_BLOCK];
-    let mut enc = vec![0u8; B64_BLOCK / 3 * 4];
-    let mut left = f.len;
+    let mut left = len;
     let mut have = 0usize;
     loop {
         // Fill the block (or what is left of the file).
         let want = (B64_BLOCK as u64).min(left + have as u64) as usize;
         let mut eof = false;
         while have < want {
-            match (&f.file).read(&mut buf[have..want]) {
+            match (&*file).read(&mut buf[have..want]) {
                 Ok(0) => {
                     eof = true;
                     break;
@@ -224,18 +261,25 @@ fn stream_base64<W: Write>(out: &mut W, f: &Base64File) -> io::Result<Result<(),
                     left -= n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Ok(Err(e)),
+                Err(e) => {
+                    let _ = full.send(Err(e));
+                    return;
+                }
             }
         }
         let last = eof || left == 0;
         let take = if last { have } else { have - have % 3 };
         if take > 0 {
-            let text =
-                base64_simd::STANDARD.encode(&buf[..take], base64_simd::Out::from_slice(&mut enc));
-            out.write_all(text)?;
+            let Ok(mut enc) = free.recv() else { return };
+            let n = base64_simd::STANDARD
+                .encode(&buf[..take], base64_simd::Out::from_slice(&mut enc))
+                .len();
+            if full.send(Ok((enc, n))).is_err() {
+                return;
+            }
         }
         if last {
-            return Ok(Ok(()));
+            return;
         }
         buf.copy_within(take..have, 0);
         have -= take;
@@ -371,6 +415,11 @@ pub fn spawn_writer<W: Write + Send + 'static>(
                         Err(_) => break,
                     }
                 }
+                // A streamed file result is written after the messages that are
+                // ready with it (a stable sort: their order is kept), so that short
+                // lines do not wait for it; it is a response, which has no place in
+                // the order of notifications.
+                batch.sort_by_key(|m| matches!(m.body, Body::Base64File(_)));
                 if stop.load(Ordering::SeqCst) {
                     batch.clear();
                     continue;
