@@ -550,7 +550,7 @@ mod tests {
     #[test]
     fn streamed_file_bodies_encode_exactly() {
         let data: Vec<u8> = (0..3 * B64_BLOCK as u32 + 7)
-            .map(|i| (i * 7919 % 251) as u8)
+            .map(|i| (u64::from(i) * 7919 % 251) as u8)
             .collect();
         for n in [
             0,
