@@ -22,9 +22,25 @@ async fn start_tree(marker: &str) -> Client {
     p.env.insert("PATH".into(), "/usr/bin:/bin".into());
     client.start(&p).await.expect("start");
     let m = marker.to_string();
-    tokio::task::spawn_blocking(move || wait_marked(&m, 3))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        // Until all three are `sleep`: a process in the middle of its exec has no
+        // readable environment yet, so a count taken then can come out short.
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let p = wait_marked(&m, 3);
+            let all_sleep = p.iter().all(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+            });
+            if p.len() == 3 && all_sleep {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the tree never settled: {p:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    })
+    .await
+    .unwrap();
     client
 }
 

@@ -50,7 +50,10 @@ fn events_arrive_per_process_in_seq_order_and_end_at_closed() {
     runtime().block_on(async {
         let client = connect().await;
         let script = "i=0; while [ $i -lt 400 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done";
-        let mut streams = Vec::new();
+        // Each stream is read from the moment it exists: a stream that is not
+        // read holds the connection once its buffer (EVENT_BUFFER) is full, and
+        // each of these processes sends ~800 events.
+        let mut drains = Vec::new();
         for n in 0..3 {
             let mut p = start_params(
                 &format!("p{n}"),
@@ -58,12 +61,12 @@ fn events_arrive_per_process_in_seq_order_and_end_at_closed() {
                 &std::env::temp_dir(),
             );
             p.env = path_env();
-            let (r, ev) = client.start_with_events(&p).await.unwrap();
+            let (r, mut ev) = client.start_with_events(&p).await.unwrap();
             assert_eq!(r.process_id, format!("p{n}"));
-            streams.push(ev);
+            drains.push(tokio::spawn(async move { drain(&mut ev).await }));
         }
-        for (n, ev) in streams.iter_mut().enumerate() {
-            let all = drain(ev).await;
+        for (n, d) in drains.into_iter().enumerate() {
+            let all = d.await.unwrap();
             let seqs: Vec<u64> = all.iter().map(|e| e.seq()).collect();
             let want: Vec<u64> = (1..=all.len() as u64).collect();
             assert_eq!(seqs, want, "p{n}: seq strictly increasing without gaps");
