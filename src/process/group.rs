@@ -9,18 +9,61 @@ use tokio::sync::oneshot;
 /// Raw wait status of a reaped child.
 pub type WaitStatus = i32;
 
-/// Reaps children. Spawning holds [`Reaper::lock`] from `fork` until the pid is
-/// registered, and reaping takes the same lock, so no exit can be missed.
+/// Reaps children. A spawn calls [`Reaper::begin_spawn`] before it forks and
+/// [`Reaper::register`] after: a child that exits (and is reaped) in between has
+/// its status kept until it is registered, so no exit can be missed, and spawns
+/// on several threads do not wait for each other.
 #[derive(Default)]
 pub struct Reaper {
-    waiting: Mutex<HashMap<i32, oneshot::Sender<WaitStatus>>>,
+    inner: Mutex<Inner>,
 }
 
-pub type Registry<'a> = MutexGuard<'a, HashMap<i32, oneshot::Sender<WaitStatus>>>;
+#[derive(Default)]
+struct Inner {
+    waiting: HashMap<i32, oneshot::Sender<WaitStatus>>,
+    /// Spawns between `begin_spawn` and `register`.
+    spawning: usize,
+    /// Statuses of unregistered children reaped while a spawn was in progress,
+    /// with the reap's number (pids are reused: a status reaped before a spawn
+    /// began is never its child's).
+    unclaimed: HashMap<i32, (u64, WaitStatus)>,
+    reaps: u64,
+}
+
+/// What [`Reaper::begin_spawn`] hands to [`Reaper::register`].
+pub struct SpawnToken(u64);
 
 impl Reaper {
-    pub fn lock(&self) -> Registry<'_> {
-        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A fork is about to happen.
+    pub fn begin_spawn(&self) -> SpawnToken {
+        let mut g = self.lock();
+        g.spawning += 1;
+        SpawnToken(g.reaps)
+    }
+
+    /// The fork that [`begin_spawn`](Self::begin_spawn) announced is done: `pid`
+    /// (none if it failed) gets its exit status on `tx`.
+    pub fn register(&self, token: SpawnToken, pid: Option<i32>, tx: oneshot::Sender<WaitStatus>) {
+        let mut g = self.lock();
+        if let Some(pid) = pid {
+            match g.unclaimed.remove(&pid) {
+                Some((at, status)) if at > token.0 => {
+                    let _ = tx.send(status);
+                }
+                _ => {
+                    g.waiting.insert(pid, tx);
+                }
+            }
+        }
+        g.spawning -= 1;
+        if g.spawning == 0 {
+            // Whatever is left was an orphaned descendant's.
+            g.unclaimed.clear();
+        }
     }
 
     /// Reap every child that has exited; deliver statuses of registered ones.
@@ -33,9 +76,14 @@ impl Reaper {
             if pid <= 0 {
                 break;
             }
-            match reg.remove(&pid) {
+            reg.reaps += 1;
+            match reg.waiting.remove(&pid) {
                 Some(tx) => {
                     let _ = tx.send(status);
+                }
+                None if reg.spawning > 0 => {
+                    let at = reg.reaps;
+                    reg.unclaimed.insert(pid, (at, status));
                 }
                 None => tracing::debug!(pid, "reaped an orphaned descendant"),
             }

@@ -183,45 +183,67 @@ pub struct Spawner {
 
 struct SpawnerInner {
     reaper: Arc<Reaper>,
-    tx: std::sync::OnceLock<std::sync::mpsc::Sender<Job>>,
+    threads: std::sync::OnceLock<Vec<std::sync::mpsc::Sender<Job>>>,
+    next: std::sync::atomic::AtomicUsize,
 }
+
+/// Spawner threads: two forks can be under way at once (each thread is
+/// suspended while its vfork child runs up to its exec).
+const SPAWNER_THREADS: usize = 2;
 
 impl Spawner {
     pub fn start(reaper: Arc<Reaper>) -> Self {
         Spawner {
             inner: Arc::new(SpawnerInner {
                 reaper,
-                tx: std::sync::OnceLock::new(),
+                threads: std::sync::OnceLock::new(),
+                next: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
 
-    /// Hand `job` to the thread, starting it the first time.
+    /// Hand `job` to a spawner thread (in turn), starting them the first time.
     fn submit(&self, job: Job) -> io::Result<()> {
-        let tx = self.inner.tx.get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel::<Job>();
-            let reaper = self.inner.reaper.clone();
-            let started = std::thread::Builder::new()
-                .name("tether-spawner".into())
-                .spawn(move || {
-                    while let Ok(job) = rx.recv() {
-                        match job {
-                            Job::Managed(spec, reply) => {
-                                let _ = reply.send(spawn(spec, &reaper));
-                            }
-                            Job::Exact(spec, reply) => {
-                                let _ = reply.send(spawn_exact(spec, &reaper));
-                            }
+        let threads = self.inner.threads.get_or_init(|| {
+            let n = if crate::server::cpus() > 1 {
+                SPAWNER_THREADS
+            } else {
+                1
+            };
+            (0..n).map(|_| self.start_thread()).collect()
+        });
+        let i = self
+            .inner
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        threads[i % threads.len()]
+            .send(job)
+            .map_err(|_| io::Error::other("spawner thread is gone"))
+    }
+
+    /// One spawner thread. It lives as long as the server: a child's
+    /// PR_SET_PDEATHSIG follows the thread that forked it.
+    fn start_thread(&self) -> std::sync::mpsc::Sender<Job> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let reaper = self.inner.reaper.clone();
+        let started = std::thread::Builder::new()
+            .name("tether-spawner".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    match job {
+                        Job::Managed(spec, reply) => {
+                            let _ = reply.send(spawn(spec, &reaper));
+                        }
+                        Job::Exact(spec, reply) => {
+                            let _ = reply.send(spawn_exact(spec, &reaper));
                         }
                     }
-                });
-            if let Err(e) = started {
-                tracing::error!("cannot start the spawner thread: {e}");
-            }
-            tx
-        });
-        tx.send(job)
-            .map_err(|_| io::Error::other("spawner thread is gone"))
+                }
+            });
+        if let Err(e) = started {
+            tracing::error!("cannot start a spawner thread: {e}");
+        }
+        tx
     }
 
     pub async fn spawn(&self, spec: SpawnSpec) -> Result<Spawned, SpawnError> {
@@ -515,9 +537,10 @@ fn fork_exec(
     };
 
     let (exit_tx, exit_rx) = oneshot::channel();
+    let vforked = ctx.mount.is_none();
     let pid = {
-        let mut reg = reaper.lock();
-        let pid = if ctx.mount.is_some() {
+        let token = reaper.begin_spawn();
+        let pid = if !vforked {
             // The mount layer makes the child dumpable, which is a property of the
             // address space: it needs a copy, not the server's.
             // SAFETY: the child only runs `child_main`, which makes async-signal-safe calls.
@@ -536,16 +559,29 @@ fn fork_exec(
             })
         };
         if pid < 0 {
-            return Err(io::Error::last_os_error().into());
+            let e = io::Error::last_os_error();
+            reaper.register(token, None, exit_tx);
+            return Err(e.into());
         }
-        reg.insert(pid, exit_tx);
+        reaper.register(token, Some(pid), exit_tx);
         pid
     };
     drop(err_w);
 
     let mut buf = [0u8; 8];
     let mut got = 0;
-    while got < 8 {
+    if vforked {
+        // This thread was suspended until the child exec'd or exited, so the
+        // outcome is known now: a failing child wrote its 8 bytes before it
+        // exited. Waiting for end of file instead would wait for the child's exec
+        // to close every close-on-exec descriptor it inherited (thousands with
+        // many processes running), one spawn after another.
+        set_nonblocking(err_r.as_raw_fd())?;
+        // SAFETY: reading into a local buffer; the child's 8-byte write is atomic.
+        let n = unsafe { libc::read(err_r.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+        got = if n == 8 { 8 } else { 0 };
+    }
+    while !vforked && got < 8 {
         // SAFETY: reading into a local buffer.
         let n = unsafe { libc::read(err_r.as_raw_fd(), buf[got..].as_mut_ptr().cast(), 8 - got) };
         if n < 0 {

@@ -55,7 +55,7 @@ fn prepare_process() {
 /// CPUs this process may run on, from its affinity mask: one syscall, where the
 /// runtime's default (`available_parallelism`) reads cgroup files from /proc and
 /// /sys on every start, a visible part of the handshake.
-fn cpus() -> usize {
+pub fn cpus() -> usize {
     // SAFETY: sched_getaffinity fills the set we pass; CPU_COUNT only reads it.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
