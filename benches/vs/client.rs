@@ -64,23 +64,27 @@ pub fn split_cmd(cmd: &str) -> Vec<String> {
 static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
 /// An empty buffer from the pool (the largest), or a new one: for data of a size
-/// not known yet.
+/// not known yet (a decoded result).
 pub fn take_buf() -> Vec<u8> {
-    take_buf_for(usize::MAX)
+    let mut p = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    p.sort_by_key(|b| b.capacity());
+    let mut b = p.pop().unwrap_or_else(|| Vec::with_capacity(1 << 20));
+    b.clear();
+    b
 }
 
-/// An empty buffer from the pool: the smallest that holds `len` bytes, else the
-/// largest; or a new one.
+/// An empty buffer for `len` bytes: from the pool if one holds them without
+/// being more than 16 times larger (the large ones are kept for results), else
+/// a new one.
 pub fn take_buf_for(len: usize) -> Vec<u8> {
     let mut p = POOL.lock().unwrap_or_else(|e| e.into_inner());
     p.sort_by_key(|b| b.capacity());
     let at = p
         .iter()
-        .position(|b| b.capacity() >= len)
-        .or(p.len().checked_sub(1));
+        .position(|b| b.capacity() >= len && b.capacity() / 16 <= len.max(1 << 20));
     let mut b = at
         .map(|i| p.remove(i))
-        .unwrap_or_else(|| Vec::with_capacity(len.min(1 << 20)));
+        .unwrap_or_else(|| Vec::with_capacity(len));
     b.clear();
     b
 }
