@@ -145,7 +145,6 @@ fn main() -> ExitCode {
     if !other_mode && args.get(1).is_some_and(|a| a == "execve-wrapper") {
         return execve_wrapper(args[2..].to_vec());
     }
-    init_logging();
     let name = args
         .first()
         .map(|a| {
@@ -169,10 +168,18 @@ fn main() -> ExitCode {
             && args.get(1).is_some_and(|a| a == "exec-server")
             && plain(&args[2..]))
     {
-        return exec_server(ExecServerArgs {
-            listen: "stdio".into(),
-        });
+        // With the default log level nothing is logged before the handshake is
+        // answered, so setting up logging waits until then (it is a visible part
+        // of a start); with RUST_LOG or TETHER_LOG_FILE set it comes first.
+        if std::env::var_os("RUST_LOG").is_some() || std::env::var_os("TETHER_LOG_FILE").is_some() {
+            init_logging();
+            return exec_server(ExecServerArgs {
+                listen: "stdio".into(),
+            });
+        }
+        return ExitCode::from(tether::server::run_then(init_logging) as u8);
     }
+    init_logging();
     match name.as_str() {
         "exec-server" => exec_server(ExecServerArgs::parse_from_named("exec-server", args)),
         "codex-fs" => {

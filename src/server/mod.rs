@@ -69,10 +69,18 @@ pub fn cpus() -> usize {
 
 /// Run the exec-server on stdin/stdout until a shutdown trigger; returns the exit code.
 pub fn run() -> i32 {
+    run_then(|| {})
+}
+
+/// [`run`], calling `after_handshake` once the first line has been handled (or
+/// the start was cut short), before the runtime starts.
+pub fn run_then(after_handshake: impl FnOnce()) -> i32 {
     prepare_process();
     // The namespace probe's child works while the first line is read.
     let probe = env_info::NamespaceProbe::start();
-    let Some(early) = early_handshake(probe) else {
+    let early = early_handshake(probe);
+    after_handshake();
+    let Some(early) = early else {
         // A shutdown signal before the first line: nothing was started.
         tracing::info!("shutting down: signal before the handshake");
         return 0;
