@@ -64,10 +64,15 @@ struct LinksArgs {
 
 /// Logs go to stderr, or appended to `$TETHER_LOG_FILE` when that is set (handy
 /// when the parent swallows stderr). `RUST_LOG` filters them (default `warn`).
+/// Whether RUST_LOG or TETHER_LOG_FILE asks for more than the default logging.
+fn logging_configured() -> bool {
+    std::env::var_os("RUST_LOG").is_some() || std::env::var_os("TETHER_LOG_FILE").is_some()
+}
+
 fn init_logging() {
     // Without RUST_LOG a plain level filter does: building an EnvFilter is a visible
     // part of the exec-server's start (the handshake is timed by its clients).
-    if std::env::var_os("RUST_LOG").is_none() && std::env::var_os("TETHER_LOG_FILE").is_none() {
+    if !logging_configured() {
         let _ = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::WARN)
             .with_ansi(false)
@@ -171,7 +176,7 @@ fn main() -> ExitCode {
         // With the default log level nothing is logged before the handshake is
         // answered, so setting up logging waits until then (it is a visible part
         // of a start); with RUST_LOG or TETHER_LOG_FILE set it comes first.
-        if std::env::var_os("RUST_LOG").is_some() || std::env::var_os("TETHER_LOG_FILE").is_some() {
+        if logging_configured() {
             init_logging();
             return exec_server(ExecServerArgs {
                 listen: "stdio".into(),

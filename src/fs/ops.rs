@@ -58,17 +58,11 @@ pub enum FileData {
 /// least [`STREAM_MIN`] bytes is handed back open instead of read.
 pub fn read_file_data(path: &Path, follow: bool) -> Result<FileData, FsError> {
     let file = open_regular(path, follow)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(FsError::NotAFile(display(path)));
+    let len = check_regular(&file, path)?;
+    if len >= STREAM_MIN {
+        return Ok(FileData::Stream(file, len));
     }
-    if meta.len() > MAX_READ_FILE {
-        return Err(FsError::TooLarge);
-    }
-    if meta.len() >= STREAM_MIN {
-        return Ok(FileData::Stream(file, meta.len()));
-    }
-    read_regular(file, path).map(FileData::Whole)
+    read_checked(file, len).map(FileData::Whole)
 }
 
 fn open_regular(path: &Path, follow: bool) -> Result<File, FsError> {
@@ -85,6 +79,12 @@ fn open_regular(path: &Path, follow: bool) -> Result<File, FsError> {
 
 /// Read an opened file to its end: a regular file only, within the size limit.
 pub fn read_regular(file: File, path: &Path) -> Result<Vec<u8>, FsError> {
+    let len = check_regular(&file, path)?;
+    read_checked(file, len)
+}
+
+/// The size of an opened file that is regular and within the size limit.
+fn check_regular(file: &File, path: &Path) -> Result<u64, FsError> {
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(FsError::NotAFile(display(path)));
@@ -92,8 +92,13 @@ pub fn read_regular(file: File, path: &Path) -> Result<Vec<u8>, FsError> {
     if meta.len() > MAX_READ_FILE {
         return Err(FsError::TooLarge);
     }
+    Ok(meta.len())
+}
+
+/// Read a checked file (of `len` bytes when opened) to its end.
+fn read_checked(file: File, len: u64) -> Result<Vec<u8>, FsError> {
     // Read to end of file (files in /proc report size 0), never past the limit.
-    let mut data = Vec::with_capacity(meta.len() as usize);
+    let mut data = Vec::with_capacity(len as usize);
     file.take(MAX_READ_FILE + 1).read_to_end(&mut data)?;
     if data.len() as u64 > MAX_READ_FILE {
         return Err(FsError::TooLarge);

@@ -105,7 +105,7 @@ impl ProcessManager {
             records: Mutex::new(Records::default()),
             requests: Arc::new(ServerRequests::new(out.clone())),
             out,
-            spawner: Spawner::start(reaper),
+            spawner: Spawner::new(reaper),
             host,
         })
     }

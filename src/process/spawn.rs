@@ -192,7 +192,8 @@ struct SpawnerInner {
 const SPAWNER_THREADS: usize = 2;
 
 impl Spawner {
-    pub fn start(reaper: Arc<Reaper>) -> Self {
+    /// A spawner whose threads start on the first spawn.
+    pub fn new(reaper: Arc<Reaper>) -> Self {
         Spawner {
             inner: Arc::new(SpawnerInner {
                 reaper,

@@ -25,6 +25,14 @@ const SWEEP_BUDGET: Duration = Duration::from_millis(800);
 /// A writer for fd 1 that never closes it.
 struct RawStdout(ManuallyDrop<File>);
 
+impl RawStdout {
+    fn fd1() -> Self {
+        // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never
+        // closes it.
+        RawStdout(ManuallyDrop::new(unsafe { File::from_raw_fd(1) }))
+    }
+}
+
 impl std::io::Write for RawStdout {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         self.0.write(b)
@@ -154,9 +162,8 @@ fn early_handshake(probe: env_info::NamespaceProbe) -> Option<Early> {
                 let r = dispatch::initialize_result(params, &session_id, &info);
                 let initialized = r.is_ok();
                 let reply = dispatch::response_line(&id, r);
-                // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop
-                // never closes it. No other thread writes stdout yet.
-                let mut stdout = RawStdout(ManuallyDrop::new(unsafe { File::from_raw_fd(1) }));
+                // No other thread writes stdout yet.
+                let mut stdout = RawStdout::fd1();
                 if let Err(e) = stdout.write_all(&reply) {
                     tracing::info!("writing stdout failed: {e}");
                 }
@@ -207,8 +214,7 @@ async fn serve(early: Early) {
     let stop = Arc::new(AtomicBool::new(false));
     let write_failed = Arc::new(Notify::new());
     let wf = write_failed.clone();
-    // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
-    let stdout = RawStdout(ManuallyDrop::new(unsafe { File::from_raw_fd(1) }));
+    let stdout = RawStdout::fd1();
     let out = transport::spawn_writer(stdout, stop.clone(), move || wf.notify_one());
     let (tx, rx) = mpsc::channel(4);
     transport::spawn_reader(std::io::stdin(), tx, prefill);
