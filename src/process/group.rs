@@ -1,6 +1,7 @@
 //! Owning the process tree: the reaper of every child (managed ones and orphans that
 //! come back to the server as subreaper), group signals, and the final sweep.
 
+use super::lifeguard;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -30,8 +31,10 @@ struct Inner {
     reaps: u64,
 }
 
-/// What [`Reaper::begin_spawn`] hands to [`Reaper::register`].
-pub struct SpawnToken(u64);
+/// What [`Reaper::begin_spawn`] hands to [`Reaper::register`]: the reap count
+/// when the spawn began, and whether the lifetime guard must be told the new
+/// group (decided before the fork, see [`lifeguard::must_track`]).
+pub struct SpawnToken(u64, bool);
 
 impl Reaper {
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -40,14 +43,19 @@ impl Reaper {
 
     /// A fork is about to happen.
     pub fn begin_spawn(&self) -> SpawnToken {
+        let track = lifeguard::must_track();
         let mut g = self.lock();
         g.spawning += 1;
-        SpawnToken(g.reaps)
+        SpawnToken(g.reaps, track)
     }
 
     /// The fork that [`begin_spawn`](Self::begin_spawn) announced is done: `pid`
     /// (none if it failed) gets its exit status on `tx`.
     pub fn register(&self, token: SpawnToken, pid: Option<i32>, tx: oneshot::Sender<WaitStatus>) {
+        if let (Some(pid), true) = (pid, token.1) {
+            // Every spawn leads a group (or session) of its own.
+            lifeguard::track(pid);
+        }
         let mut g = self.lock();
         if let Some(pid) = pid {
             match g.unclaimed.remove(&pid) {
@@ -152,13 +160,22 @@ pub fn children_of(parent: i32) -> Vec<i32> {
 }
 
 /// Kill every child of this process (orphans that came back to the subreaper
-/// included) and reap until none is left or `budget` runs out.
+/// included) and reap until none is left or `budget` runs out. The lifetime
+/// guard is spared: it cleans up after the server has exited.
 pub fn sweep_children(budget: Duration) {
     // SAFETY: getpid never fails.
     let me = unsafe { libc::getpid() };
+    let guard = lifeguard::guard_pid();
     let deadline = Instant::now() + budget;
     loop {
-        for pid in children_of(me) {
+        let children = children_of(me);
+        if children.iter().all(|&p| p == guard) {
+            // Reap what has died; the guard is all that is left.
+            // SAFETY: as in `Reaper::reap`.
+            while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+            return;
+        }
+        for pid in children.into_iter().filter(|&p| p != guard) {
             tracing::debug!(pid, "shutdown: killing child");
             // SAFETY: signalling a child of ours.
             unsafe { libc::kill(pid, libc::SIGKILL) };

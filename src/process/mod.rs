@@ -3,6 +3,7 @@
 
 pub mod env_policy;
 pub mod group;
+pub mod lifeguard;
 pub mod pty;
 pub mod record;
 pub mod retention;

@@ -76,6 +76,22 @@ pub struct TetherInfo {
     pub version: String,
     pub extensions: BTreeMap<String, u32>,
     pub sandbox: HostSandbox,
+    /// How the server's descendants are held when it dies (absent: unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime: Option<LifetimeGuard>,
+}
+
+/// `tether.lifetime`: what kills the server's descendants if the server itself
+/// is killed. `guard` is `cgroup` (every descendant) or `processGroups` (the
+/// process groups of its spawns only; `reason` says why no cgroup).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifetimeGuard {
+    pub guard: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What this host can enforce, probed once at start.

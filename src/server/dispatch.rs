@@ -379,7 +379,11 @@ async fn handle(
     match method {
         methods::ENVIRONMENT_INFO => {
             no_params(params)?;
-            ok(&s.info)
+            let mut info = s.info.clone();
+            if let Some(t) = info.tether.as_mut() {
+                t.lifetime = lifetime_guard().await;
+            }
+            ok(&info)
         }
         methods::ENVIRONMENT_STATUS => {
             no_params(params)?;
@@ -432,4 +436,25 @@ async fn handle(
         }
         other => Err(RpcError::method_not_found(other)),
     }
+}
+
+/// `tether.lifetime` of `environment/info`: the guard's mode, once it has
+/// reported (it is not waited for in `initialize`, which stays fast).
+async fn lifetime_guard() -> Option<crate::protocol::handshake::LifetimeGuard> {
+    use crate::process::lifeguard::{self, Mode};
+    let mode = tokio::task::spawn_blocking(|| lifeguard::mode(std::time::Duration::from_secs(1)))
+        .await
+        .ok()??;
+    Some(match mode {
+        Mode::Cgroup { path } => crate::protocol::handshake::LifetimeGuard {
+            guard: "cgroup".into(),
+            cgroup: Some(path),
+            reason: None,
+        },
+        Mode::ProcessGroups { reason } => crate::protocol::handshake::LifetimeGuard {
+            guard: "processGroups".into(),
+            cgroup: None,
+            reason: Some(reason),
+        },
+    })
 }

@@ -256,6 +256,8 @@ pub fn compute_with(probe: NamespaceProbe) -> EnvironmentInfo {
             version: VERSION.into(),
             extensions,
             sandbox: probe.finish(),
+            // Filled in by `environment/info` once the guard has reported.
+            lifetime: None,
         }),
     }
 }

@@ -8,7 +8,7 @@ pub mod error;
 pub mod requests;
 pub mod transport;
 
-use crate::process::{group, ProcessManager};
+use crate::process::{group, lifeguard, ProcessManager};
 use std::fs::File;
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
@@ -93,6 +93,9 @@ pub fn run_then(after_handshake: impl FnOnce()) -> i32 {
         tracing::info!("shutting down: signal before the handshake");
         return 0;
     };
+    // Still single-threaded, and the client has its answer: leave the guard
+    // that kills what we start should we be SIGKILLed (docs/protocol.md "Lifetime").
+    lifeguard::start();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cpus())
         .enable_all()

@@ -92,12 +92,20 @@ pub struct Builder {
     ignore_signals: Vec<i32>,
     user: Option<(u32, u32)>,
     nofile: Option<u64>,
+    cgroup: Option<PathBuf>,
 }
 
 impl Builder {
     /// Start the server with `RLIMIT_NOFILE` set to `n` (soft and hard).
     pub fn nofile(mut self, n: u64) -> Self {
         self.nofile = Some(n);
+        self
+    }
+
+    /// Start the server inside this cgroup v2 directory (moved in before it
+    /// drops to [`run_as`](Self::run_as)'s user; the test must be root).
+    pub fn cgroup(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cgroup = Some(dir.into());
         self
     }
 
@@ -169,11 +177,19 @@ impl Builder {
         if let Some(cwd) = &self.cwd {
             cmd.current_dir(cwd);
         }
-        if !self.ignore_signals.is_empty() || self.user.is_some() || self.nofile.is_some() {
+        if !self.ignore_signals.is_empty()
+            || self.user.is_some()
+            || self.nofile.is_some()
+            || self.cgroup.is_some()
+        {
             use std::os::unix::process::CommandExt;
             let sigs = self.ignore_signals.clone();
             let user = self.user;
             let nofile = self.nofile;
+            let procs = self.cgroup.as_ref().map(|d| {
+                std::ffi::CString::new(d.join("cgroup.procs").into_os_string().into_encoded_bytes())
+                    .expect("cgroup path without NUL")
+            });
             // SAFETY: only async-signal-safe calls between fork and exec.
             unsafe {
                 cmd.pre_exec(move || {
@@ -188,6 +204,13 @@ impl Builder {
                     }
                     for s in &sigs {
                         libc::signal(*s, libc::SIG_IGN);
+                    }
+                    if let Some(p) = &procs {
+                        let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                        if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        libc::close(fd);
                     }
                     if let Some((uid, gid)) = user {
                         if libc::setgroups(0, std::ptr::null()) != 0
@@ -298,6 +321,7 @@ impl Server {
             ignore_signals: Vec::new(),
             user: None,
             nofile: None,
+            cgroup: None,
         }
     }
 

@@ -340,3 +340,236 @@ impl ZombieCheck for Option<ProcInfo> {
         }
     }
 }
+
+// ---- a SIGKILLed server (the lifetime guard) ---------------------------------
+
+/// The cgroup v2 mount, if this test (as root) can make cgroups there.
+fn cgroup2_for_tests() -> Option<std::path::PathBuf> {
+    // SAFETY: geteuid never fails.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mnt = info.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        let mut f = pre.split_whitespace();
+        (post.split_whitespace().next()? == "cgroup2" && f.nth(3)? == "/")
+            .then(|| std::path::PathBuf::from(f.next().unwrap()))
+    })?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))?
+        .trim()
+        .to_string();
+    let probe = mnt
+        .join(rel.trim_start_matches('/'))
+        .join(unique("tether-it-cg"));
+    std::fs::create_dir(&probe).ok()?;
+    std::fs::remove_dir(&probe).ok()?;
+    Some(mnt.join(rel.trim_start_matches('/')))
+}
+
+/// `environment/info`, which says how the server's descendants are held.
+fn environment_info(s: &mut Server) -> Value {
+    let r = s.request_no_params("environment/info");
+    r["result"].clone()
+}
+
+/// The server's cgroup directory, as environmentInfo names it.
+fn guard_cgroup_dir(info: &Value) -> Option<std::path::PathBuf> {
+    let rel = info["tether"]["lifetime"]["cgroup"].as_str()?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        let mut f = pre.split_whitespace();
+        (post.split_whitespace().next()? == "cgroup2" && f.nth(3)? == "/")
+            .then(|| std::path::PathBuf::from(f.next().unwrap()).join(rel.trim_start_matches('/')))
+    })
+}
+
+/// SIGKILL the server; within 1 s nothing of `marker` may be left.
+#[track_caller]
+fn sigkill_and_expect_no_survivors(s: &mut Server) {
+    s.signal(libc::SIGKILL);
+    let st = s
+        .wait_exit(Duration::from_secs(5))
+        .expect("the server died");
+    assert_eq!(st.signal(), Some(libc::SIGKILL));
+    let gone = wait_until(Duration::from_secs(1), || {
+        alive_with_marker(&s.marker).is_empty()
+    });
+    assert!(
+        gone,
+        "processes survived a SIGKILLed server: {:?}",
+        marked_processes(&s.marker)
+    );
+}
+
+use std::os::unix::process::ExitStatusExt;
+
+#[test]
+fn a_sigkilled_server_leaves_no_daemon_double_fork_or_term_ignoring_child() {
+    let Some(_) = cgroup2_for_tests() else {
+        eprintln!("SKIPPED (loudly): needs root and a writable cgroup v2 hierarchy");
+        return;
+    };
+    let mut s = Server::start();
+    s.initialize();
+    let info = environment_info(&mut s);
+    let lt = &info["tether"]["lifetime"];
+    assert_eq!(lt["guard"], "cgroup", "{lt}");
+    let dir = guard_cgroup_dir(&info).expect("cgroup path");
+    assert!(dir.is_dir(), "{dir:?}");
+    // setsid daemon, double fork, TERM/HUP-ignoring children, a tty child.
+    spawn_tree(&mut s);
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+    assert!(
+        procs.lines().count() >= 7,
+        "the tree is in the cgroup: {procs}"
+    );
+    sigkill_and_expect_no_survivors(&mut s);
+    assert!(
+        wait_until(Duration::from_secs(3), || !dir.exists()),
+        "the guard removes its cgroup: {dir:?}"
+    );
+}
+
+#[test]
+fn an_unprivileged_server_in_a_delegated_cgroup_leaves_nothing_either() {
+    let Some(base) = cgroup2_for_tests() else {
+        eprintln!("SKIPPED (loudly): needs root and a writable cgroup v2 hierarchy");
+        return;
+    };
+    // A cgroup delegated to nobody, as systemd delegates one to a user service.
+    let deleg = base.join(unique("tether-it-deleg"));
+    std::fs::create_dir(&deleg).unwrap();
+    for f in [
+        "",
+        "cgroup.procs",
+        "cgroup.subtree_control",
+        "cgroup.threads",
+    ] {
+        let p = if f.is_empty() {
+            deleg.clone()
+        } else {
+            deleg.join(f)
+        };
+        std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
+    }
+    {
+        let mut s = Server::builder()
+            .cgroup(&deleg)
+            .run_as(65534, 65534)
+            .cwd("/tmp")
+            .spawn();
+        s.initialize();
+        let info = environment_info(&mut s);
+        let lt = &info["tether"]["lifetime"];
+        assert_eq!(lt["guard"], "cgroup", "{lt}");
+        spawn_tree(&mut s);
+        sigkill_and_expect_no_survivors(&mut s);
+    }
+    // The guard removed its own cgroup; what is left is ours.
+    assert!(
+        wait_until(Duration::from_secs(3), || std::fs::remove_dir(&deleg)
+            .is_ok()),
+        "delegated cgroup left non-empty: {:?}",
+        std::fs::read_dir(&deleg).map(|d| d.count())
+    );
+}
+
+#[test]
+fn without_a_cgroup_the_guard_still_kills_every_process_group() {
+    let mut s = Server::builder().env("TETHER_CGROUP", "off").spawn();
+    s.initialize();
+    let info = environment_info(&mut s);
+    let lt = &info["tether"]["lifetime"];
+    assert_eq!(lt["guard"], "processGroups", "{lt}");
+    assert!(
+        lt["reason"].as_str().unwrap().contains("TETHER_CGROUP"),
+        "{lt}"
+    );
+    // Grandchildren in the spawns' groups, some ignoring TERM and HUP: only
+    // the direct children have PDEATHSIG, the rest is the guard's work.
+    s.start_ok(
+        "g1",
+        &["/bin/sh", "-c", "sleep 321 & sleep 322; :"],
+        json!({}),
+    );
+    s.start_ok(
+        "g2",
+        &["/bin/sh", "-c", "(trap '' TERM HUP; sleep 323; :) & wait"],
+        json!({}),
+    );
+    s.start_ok(
+        "g3",
+        &["/bin/sh", "-c", "trap '' TERM HUP; sleep 324 & wait"],
+        json!({"tty": true}),
+    );
+    let want: Vec<String> = (321..=324).map(|n| format!("sleep {n}")).collect();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let p = marked_processes(&s.marker);
+            want.iter().all(|w| p.iter().any(|p| &p.cmdline == w))
+        }),
+        "tree did not start: {:?}",
+        marked_processes(&s.marker)
+    );
+    sigkill_and_expect_no_survivors(&mut s);
+}
+
+#[test]
+fn the_guard_holds_none_of_the_servers_descriptors_and_leaves_after_it() {
+    let mut s = Server::ready();
+    // The guard comes back to the server (a subreaper) once the probe is gone.
+    let mut guard = None;
+    assert!(wait_until(Duration::from_secs(5), || {
+        guard = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let comm = &stat[stat.find('(')? + 1..stat.rfind(')')?];
+            let ppid: i32 = stat[stat.rfind(')')? + 2..]
+                .split(' ')
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (comm == "tether-guard" && ppid == s.pid()).then_some(pid)
+        });
+        guard.is_some()
+    }));
+    let guard = guard.unwrap();
+    // Only /dev/null on 0-2 (a client reading the server's stdout or stderr to
+    // EOF never waits for the guard) and its two pipes.
+    let fds: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{guard}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let n = e.file_name().to_str().unwrap().parse().unwrap();
+            (
+                n,
+                std::fs::read_link(e.path()).unwrap().display().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(fds.len(), 5, "{fds:?}");
+    for (n, target) in &fds {
+        if *n < 3 {
+            assert_eq!(target, "/dev/null", "{fds:?}");
+        } else {
+            assert!(target.starts_with("pipe:"), "{fds:?}");
+        }
+    }
+    quiesce(&mut s);
+    let t0 = Instant::now();
+    s.close_stdin();
+    assert_clean_exit(&mut s, t0, "stdin EOF");
+    assert!(
+        wait_until(Duration::from_secs(2), || {
+            std::fs::read_to_string(format!("/proc/{guard}/stat"))
+                .map(|st| st.contains(") Z"))
+                .unwrap_or(true)
+        }),
+        "the guard exits after the server"
+    );
+}

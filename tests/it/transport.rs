@@ -211,8 +211,22 @@ fn second_initialize_is_refused() {
         -32600,
         "initialize may only be sent once per connection",
     );
-    let info = s.call("environment/info", Value::Null);
+    let info = without_lifetime(s.call("environment/info", Value::Null));
     assert_eq!(info, first["environmentInfo"]);
+}
+
+/// `environment/info` minus `tether.lifetime`, which only it carries (the
+/// handshake does not wait for the lifetime guard).
+fn without_lifetime(mut info: Value) -> Value {
+    let t = info["tether"].as_object_mut().expect("tether member");
+    let lt = t
+        .remove("lifetime")
+        .expect("environment/info has tether.lifetime");
+    assert!(
+        lt["guard"] == "cgroup" || lt["guard"] == "processGroups",
+        "{lt}"
+    );
+    info
 }
 
 #[test]
@@ -813,11 +827,12 @@ fn initialize_result_shape() {
     assert_eq!(sb["defaultMode"], json!("strict"));
 
     s.send_line(r#"{"method":"initialized"}"#);
-    let info2 = s.call("environment/info", Value::Null);
+    let info2 = without_lifetime(s.call("environment/info", Value::Null));
     assert_eq!(
         &info2, info,
-        "environment/info equals initialize environmentInfo"
+        "environment/info equals initialize environmentInfo, but for tether.lifetime"
     );
+    assert!(t.get("lifetime").is_none(), "{t}");
     let _ = std::fs::remove_dir_all(&home);
 }
 
