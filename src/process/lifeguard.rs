@@ -71,7 +71,13 @@ struct Link {
     report: RawFd,
     state: AtomicU8,
     first: Mutex<Report>,
+    /// The move into the cgroup was waited for once in vain: do not wait again.
+    gave_up: std::sync::atomic::AtomicBool,
 }
+
+/// How long the first spawns wait for the guard to move the server into its
+/// cgroup (it takes one RCU grace period; 5-15 ms measured).
+const MOVE_WAIT: Duration = Duration::from_millis(200);
 
 #[derive(Default)]
 struct Report {
@@ -122,6 +128,7 @@ pub fn start() {
         report: report[0],
         state: AtomicU8::new(STATE_UNKNOWN),
         first: Mutex::new(Report::default()),
+        gave_up: std::sync::atomic::AtomicBool::new(false),
     });
 }
 
@@ -169,6 +176,38 @@ impl Link {
         }
     }
 
+    /// Read reports until `done` holds (true) or `wait` has passed (false).
+    fn wait(&self, wait: Duration, done: impl Fn(&Report) -> bool) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            {
+                let mut r = self.lock();
+                self.pump(&mut r);
+                if done(&r) {
+                    return true;
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.report,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: poll on one descriptor of ours.
+            let r =
+                unsafe { libc::poll(&mut pfd, 1, left.as_millis().clamp(1, 20) as libc::c_int) };
+            if r == 1 && pfd.revents & libc::POLLIN == 0 {
+                // The guard closed its end: nothing more will come.
+                let mut r = self.lock();
+                self.pump(&mut r);
+                return done(&r);
+            }
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Report> {
         self.first.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -178,31 +217,8 @@ impl Link {
 /// guard, or it did not answer in time).
 pub fn mode(wait: Duration) -> Option<Mode> {
     let link = LINK.get()?;
-    let deadline = Instant::now() + wait;
-    loop {
-        {
-            let mut r = link.lock();
-            link.pump(&mut r);
-            if let Some(m) = &r.mode {
-                return Some(m.clone());
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        let mut pfd = libc::pollfd {
-            fd: link.report,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: poll on one descriptor of ours.
-        let r = unsafe { libc::poll(&mut pfd, 1, left.as_millis().clamp(1, 50) as libc::c_int) };
-        if r == 1 && pfd.revents & libc::POLLIN == 0 {
-            // The guard closed its end without a report.
-            return None;
-        }
-    }
+    link.wait(wait, |r| r.mode.is_some());
+    link.lock().mode.clone()
 }
 
 /// `(code, text, bytes used)` of the guard's first report `code (u8) len (u16)
@@ -227,9 +243,16 @@ pub fn must_track() -> bool {
         STATE_CGROUP => false,
         STATE_GROUPS => true,
         _ => {
-            let mut r = link.lock();
-            link.pump(&mut r);
-            drop(r);
+            // The move into the cgroup is under way (a few ms after start):
+            // wait for it once, so that even the first spawns are inside.
+            if !link.gave_up.load(Ordering::SeqCst) {
+                let moved = link.wait(MOVE_WAIT, |_| {
+                    link.state.load(Ordering::SeqCst) != STATE_UNKNOWN
+                });
+                if !moved {
+                    link.gave_up.store(true, Ordering::SeqCst);
+                }
+            }
             link.state.load(Ordering::SeqCst) != STATE_CGROUP
         }
     }

@@ -423,11 +423,19 @@ fn a_sigkilled_server_leaves_no_daemon_double_fork_or_term_ignoring_child() {
     assert!(dir.is_dir(), "{dir:?}");
     // setsid daemon, double fork, TERM/HUP-ignoring children, a tty child.
     spawn_tree(&mut s);
-    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
-    assert!(
-        procs.lines().count() >= 7,
-        "the tree is in the cgroup: {procs}"
-    );
+    // Every process of the tree, the first spawns included (started right
+    // after the handshake, while the guard may still be moving the server).
+    let rel = info["tether"]["lifetime"]["cgroup"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for p in marked_processes(&s.marker) {
+        let cg = std::fs::read_to_string(format!("/proc/{}/cgroup", p.pid)).unwrap_or_default();
+        assert!(
+            cg.lines().any(|l| l == format!("0::{rel}")),
+            "{p:?} is in the server's cgroup: {cg}"
+        );
+    }
     sigkill_and_expect_no_survivors(&mut s);
     assert!(
         wait_until(Duration::from_secs(3), || !dir.exists()),
