@@ -190,11 +190,11 @@ pub fn scan(top: BorrowedFd<'_>, shown: &Path, op: TreeOp) -> Result<(), FsError
             Err(e) if gone(&e) => continue,
             Err(e) => return Err(e.into()),
         };
-        let shown = level.shown.join(&name);
         if crosses(level.dev, &st) {
-            return Err(crossing(op, &shown));
+            return Err(crossing(op, &level.shown.join(&name)));
         }
         if st.is_dir() {
+            let shown = level.shown.join(&name);
             if let Some(sub) = enter(level, name, shown, op)? {
                 stack.push(sub);
             }
@@ -205,7 +205,9 @@ pub fn scan(top: BorrowedFd<'_>, shown: &Path, op: TreeOp) -> Result<(), FsError
 
 /// Remove everything below the open directory `top` (shown as `shown`), links
 /// unlinked and never followed, never entering another filesystem (checked again
-/// for each directory, in case one was mounted after [`scan`]).
+/// for each directory, in case one was mounted after [`scan`]). Each entry is
+/// first unlinked as a file: a directory answers `EISDIR` and is entered, a mount
+/// point `EBUSY`.
 pub fn remove_tree(top: BorrowedFd<'_>, shown: &Path) -> Result<(), FsError> {
     let top = fdio::openat(top, OsStr::new("."), libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
     let mut stack = vec![Level::new(top, shown.to_path_buf(), OsString::new())?];
@@ -214,31 +216,118 @@ pub fn remove_tree(top: BorrowedFd<'_>, shown: &Path) -> Result<(), FsError> {
             let done = stack.pop().expect("a level");
             if let Some(parent) = stack.last() {
                 match fdio::unlink_at(parent.fd.as_fd(), &done.name, true) {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        return Err(crossing(TreeOp::Remove, &done.shown))
+                    }
                     Err(e) if !gone(&e) => return Err(e.into()),
                     _ => {}
                 }
             }
             continue;
         };
-        let st = match statx_at(level.fd.as_fd(), &name) {
-            Ok(st) => st,
-            Err(e) if gone(&e) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let shown = level.shown.join(&name);
-        if crosses(level.dev, &st) {
-            return Err(crossing(TreeOp::Remove, &shown));
-        }
-        if st.is_dir() {
-            if let Some(sub) = enter(level, name, shown, TreeOp::Remove)? {
-                stack.push(sub);
-            }
-            continue;
-        }
         match fdio::unlink_at(level.fd.as_fd(), &name, false) {
-            Err(e) if !gone(&e) => return Err(e.into()),
-            _ => {}
+            Ok(()) => {}
+            Err(e) if gone(&e) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+                let shown = level.shown.join(&name);
+                if let Some(sub) = enter(level, name, shown, TreeOp::Remove)? {
+                    stack.push(sub);
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                return Err(crossing(TreeOp::Remove, &level.shown.join(&name)))
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    /// In a forked child with its own mount namespace (root only): a tmpfs inside a
+    /// scratch tree. `scan` refuses it up front; `remove_tree` without the scan (a
+    /// mount made after it) stops at it and leaves what is on it.
+    #[test]
+    fn scan_and_removal_stop_at_a_mount() {
+        // SAFETY: no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED scan_and_removal_stop_at_a_mount: not root");
+            return;
+        }
+        let t = std::env::temp_dir().join(format!("tether-mounts-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&t);
+        fs::create_dir_all(t.join("tree/inner")).unwrap();
+        fs::create_dir_all(t.join("tree/a")).unwrap();
+        fs::write(t.join("tree/a/f"), b"f").unwrap();
+        let inner = CString::new(t.join("tree/inner").as_os_str().as_bytes()).unwrap();
+        // SAFETY: the child makes system calls and exits with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let code = (|| -> Option<()> {
+                // SAFETY: system calls with valid C strings.
+                unsafe {
+                    (libc::unshare(libc::CLONE_NEWNS) == 0).then_some(())?;
+                    (libc::mount(
+                        std::ptr::null(),
+                        c"/".as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        std::ptr::null(),
+                    ) == 0)
+                        .then_some(())?;
+                    (libc::mount(
+                        c"tmpfs".as_ptr(),
+                        inner.as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        0,
+                        std::ptr::null(),
+                    ) == 0)
+                        .then_some(())?;
+                }
+                fs::write(t.join("tree/inner/keep"), b"k").ok()?;
+                let top = fdio::openat(
+                    fdio::openat(
+                        unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) },
+                        t.join("tree").as_os_str(),
+                        libc::O_RDONLY | libc::O_DIRECTORY,
+                        0,
+                    )
+                    .ok()?
+                    .as_fd(),
+                    OsStr::new("."),
+                    libc::O_RDONLY | libc::O_DIRECTORY,
+                    0,
+                )
+                .ok()?;
+                let want = format!(
+                    "fs/remove refuses to cross into another filesystem at `{}`",
+                    t.join("tree/inner").display()
+                );
+                let e = scan(top.as_fd(), &t.join("tree"), TreeOp::Remove).err()?;
+                (e.to_string() == want).then_some(())?;
+                // Nothing was removed by the scan.
+                fs::metadata(t.join("tree/a/f")).ok()?;
+                let e = remove_tree(top.as_fd(), &t.join("tree")).err()?;
+                (e.to_string() == want).then_some(())?;
+                // What is on the other filesystem is still there.
+                fs::metadata(t.join("tree/inner/keep")).ok()?;
+                Some(())
+            })()
+            .map_or(1, |()| 0);
+            // SAFETY: ends the forked child without running the parent's handlers.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let _ = fs::remove_dir_all(&t);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child status {status}"
+        );
+    }
 }
