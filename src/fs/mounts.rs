@@ -1,8 +1,9 @@
-//! The guards of destructive requests (PROTOCOL.md §7): `fs/remove` never removes
-//! `/` or a mount point, and a recursive `fs/remove` or `fs/copy` never crosses into
-//! another filesystem (as `rm --preserve-root --one-file-system`). Used by the
-//! direct versions ([`super::ops`]) and by the `codex-fs` helper
-//! (`crate::fs_helper`), on directory descriptors, never following a link.
+//! The guards of destructive requests (docs/protocol.md, "Destructive requests"):
+//! `fs/remove` never removes `/` or a mount point, and a recursive `fs/remove` or
+//! `fs/copy` never crosses into another filesystem (as `rm --preserve-root
+//! --one-file-system`). Used by the direct versions ([`super::ops`]) and by the
+//! `codex-fs` helper (`crate::fs_helper`), on directory descriptors, never
+//! following a link.
 //!
 //! An entry is *another filesystem* when `statx` marks it the root of a mount
 //! (`STATX_ATTR_MOUNT_ROOT`: any mount, a bind mount of the same device included),

@@ -1,6 +1,7 @@
-//! Destructive requests (PROTOCOL.md §7.3): `fs/remove` never removes `/` or a
-//! mount point, and a recursive `fs/remove` or `fs/copy` never crosses into another
-//! filesystem — directly and through the `codex-fs` helper.
+//! Destructive requests (docs/protocol.md, "Destructive requests"): `fs/remove`
+//! never removes `/` or a mount point, and a recursive `fs/remove` or `fs/copy`
+//! never crosses into another filesystem — directly and through the `codex-fs`
+//! helper.
 //!
 //! Nothing here is aimed at the machine: every server runs in its own private
 //! mount namespace (tests/fs/ns.rs). The `/` tests chroot it into a scratch tmpfs
