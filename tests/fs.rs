@@ -3,6 +3,8 @@
 
 #[path = "fs/harness.rs"]
 mod harness;
+#[path = "fs/ns.rs"]
+mod ns;
 
 #[path = "fs/copy.rs"]
 mod copy;
@@ -10,6 +12,8 @@ mod copy;
 mod dirs;
 #[path = "fs/gate_sandbox.rs"]
 mod gate_sandbox;
+#[path = "fs/guard.rs"]
+mod guard;
 #[path = "fs/handles.rs"]
 mod handles;
 #[path = "fs/paths.rs"]

@@ -372,6 +372,150 @@ fn inside_outside_and_carve_outs_as_nobody() {
     inside_outside_carve_outs(true);
 }
 
+// ------------------------------------------------------------------ protected names
+
+/// `.git`, `.codex`, `.agents` and `.aws` at the top of a writable root are
+/// read-only whatever they are: here `.git` a link to a directory inside, `.aws` a
+/// link to a file inside, `.agents` a dangling link, `.codex` missing. Requests
+/// name them through the root as the context gives it and through its real
+/// spelling; with `via_link` the context's root is a link to the real one (whose
+/// real `.git` etc. were left writable before).
+fn protected_names(name: &str, via_link: bool, nobody: bool) {
+    let base = PathBuf::from(format!(
+        "/var/tmp/tether-sbfs-{}-{name}",
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&base);
+    let real = base.join("real");
+    fs::create_dir_all(real.join("src/gitdir")).unwrap();
+    fs::write(real.join("src/gitdir/HEAD"), b"ref").unwrap();
+    fs::write(real.join("src/a.txt"), b"a").unwrap();
+    fs::create_dir_all(real.join("lib")).unwrap();
+    fs::write(real.join("lib/l.txt"), b"l").unwrap();
+    symlink("src/gitdir", real.join(".git"));
+    symlink("src/a.txt", real.join(".aws"));
+    symlink("src/nowhere", real.join(".agents"));
+    let link = base.join("link");
+    symlink("real", &link);
+    if nobody && is_root() {
+        chown_tree(&base);
+    }
+    let root = if via_link { link.clone() } else { real.clone() };
+    let mut s = Server::start_with(Opts {
+        as_nobody: nobody,
+        cwd: Some(root.clone()),
+        ..Opts::default()
+    });
+    let ww = ww_context(&root);
+    let before = snapshot(&base);
+    let file = uri(&real.join("lib/l.txt"));
+    let dir = uri(&real.join("lib"));
+    let data = b64(b"pwned");
+    for spelling in [&real, &link] {
+        for prot in [".git", ".aws", ".agents", ".codex"] {
+            let u = uri(&spelling.join(prot));
+            let under = uri(&spelling.join(prot).join("x"));
+            let mut reqs = vec![
+                ("fs/writeFile", json!({"path": u, "dataBase64": data})),
+                (
+                    "fs/writeFile",
+                    json!({"path": u, "dataBase64": data, "followSymlinks": false}),
+                ),
+                ("fs/writeFile", json!({"path": under, "dataBase64": data})),
+                ("fs/createDirectory", json!({"path": under})),
+                (
+                    "fs/copy",
+                    json!({"sourcePath": file, "destinationPath": u, "recursive": false}),
+                ),
+                (
+                    "fs/copy",
+                    json!({"sourcePath": dir, "destinationPath": u, "recursive": true}),
+                ),
+                (
+                    "fs/copy",
+                    json!({"sourcePath": uri(&real.join(".agents")), "destinationPath": u, "recursive": false}),
+                ),
+            ];
+            if prot == ".codex" {
+                reqs.push(("fs/createDirectory", json!({"path": u, "recursive": false})));
+            } else {
+                // Present (as a link), so mkdir reports that first, as mkdir(2) does.
+                let mut p = json!({"path": u, "recursive": false, "sandbox": ww});
+                s.expect_err(
+                    "fs/createDirectory",
+                    p.take(),
+                    -32603,
+                    "File exists (os error 17)",
+                );
+                // Removing it, or what it names, is refused.
+                for extra in [
+                    json!({}),
+                    json!({"followSymlinks": false}),
+                    json!({"recursive": false, "force": false}),
+                ] {
+                    let mut p = extra;
+                    p["path"] = json!(u);
+                    reqs.push(("fs/remove", p));
+                }
+            }
+            // Through `link` without following links, the link may be reported
+            // instead: a refusal too.
+            let link_err = format!(
+                "path `{}` contains a symbolic link",
+                spelling.join(prot).display()
+            );
+            for (m, mut p) in reqs {
+                let nofollow = p["followSymlinks"] == json!(false);
+                p["sandbox"] = ww.clone();
+                let r = s.request(m, p.clone());
+                let e = &r["error"];
+                let ok = e["code"] == json!(-32600)
+                    && (e["message"] == json!(DENIED)
+                        || (nofollow && spelling == &link && e["message"] == json!(link_err)));
+                assert!(ok, "{m} {p}: {r}");
+            }
+        }
+    }
+    assert_eq!(snapshot(&base), before, "something changed");
+    // The rest of the root is writable (through its real spelling: the helper
+    // checks the path as given too, and the context's root is the real one).
+    s.call(
+        "fs/writeFile",
+        json!({"path": uri(&real.join("src/new")), "dataBase64": data, "sandbox": ww}),
+    );
+    assert_eq!(fs::read(real.join("src/new")).unwrap(), b"pwned");
+    drop(s);
+    let _ = fs::remove_dir_all(&base);
+}
+
+#[test]
+fn protected_names_whatever_they_are() {
+    protected_names("prot", false, false);
+}
+
+#[test]
+fn protected_names_whatever_they_are_as_nobody() {
+    if !is_root() {
+        eprintln!("not root: the unprivileged run is the one above");
+        return;
+    }
+    protected_names("prot-nobody", false, true);
+}
+
+#[test]
+fn protected_names_of_a_root_reached_through_a_link() {
+    protected_names("prot-link", true, false);
+}
+
+#[test]
+fn protected_names_of_a_root_reached_through_a_link_as_nobody() {
+    if !is_root() {
+        eprintln!("not root: the unprivileged run is the one above");
+        return;
+    }
+    protected_names("prot-link-nobody", true, true);
+}
+
 // ------------------------------------------------------------------ more rules
 
 #[test]

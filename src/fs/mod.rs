@@ -5,6 +5,7 @@
 
 pub mod handles;
 pub mod helper;
+pub mod mounts;
 pub mod ops;
 pub mod walk;
 pub mod watch;
@@ -41,6 +42,14 @@ pub enum FsError {
     CopyIntoItself,
     #[error("fs/copy only supports regular files, directories, and symlinks")]
     CopyUnsupported,
+    #[error("fs/remove refuses to remove the root directory")]
+    RemoveRoot,
+    #[error("fs/remove refuses to remove mount point `{0}`")]
+    RemoveMountPoint(String),
+    #[error("fs/remove refuses to cross into another filesystem at `{0}`")]
+    RemoveCrossesMount(String),
+    #[error("fs/copy refuses to cross into another filesystem at `{0}`")]
+    CopyCrossesMount(String),
     #[error("filesystem walk limits exceed maximums: depth=64, directories=10000, entries=50000")]
     WalkLimits,
     #[error("fs/readDirectory returned {0} entries; limit is 50000")]

@@ -1,10 +1,14 @@
 //! The path-based methods: readFile, writeFile, createDirectory, getMetadata,
 //! readDirectory, remove, copy, canonicalize.
 
+use super::mounts::{self, TreeOp};
 use super::{display, refuse_symlinks, FsError, MAX_DIR_ENTRIES, MAX_READ_FILE};
+use crate::fs_helper::fdio;
 use crate::protocol::fs::{DirEntry, Metadata};
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -203,28 +207,63 @@ pub fn sorted_entries(
         .collect())
 }
 
+/// `fs/remove`: the entry is examined and removed through its parent directory
+/// (opened once, links on the way followed); never `/`, never a mount point, and
+/// a recursive removal never crosses into another filesystem ([`mounts`]).
 pub fn remove(path: &Path, recursive: bool, force: bool, follow: bool) -> Result<(), FsError> {
     if !follow {
         refuse_symlinks(path, false)?;
     }
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && force => return Ok(()),
-        Err(e) => return Err(e.into()),
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(FsError::RemoveRoot);
     };
-    let r = if meta.is_dir() {
-        if recursive {
-            fs::remove_dir_all(path)
+    let missing = |e: io::Error| -> Result<(), FsError> {
+        if e.kind() == io::ErrorKind::NotFound && force {
+            Ok(())
         } else {
-            fs::remove_dir(path)
+            Err(e.into())
         }
-    } else {
-        fs::remove_file(path)
     };
-    match r {
-        Err(e) if e.kind() == io::ErrorKind::NotFound && force => Ok(()),
-        r => Ok(r?),
-    }
+    let dir = match fs_open_dir(parent, libc::O_PATH) {
+        Ok(d) => d,
+        Err(e) => return missing(e),
+    };
+    let st = match mounts::statx_at(dir.as_fd(), name) {
+        Ok(st) => st,
+        Err(e) => return missing(e),
+    };
+    let parent_dev = mounts::statx_at(dir.as_fd(), OsStr::new(""))?.dev;
+    mounts::check_remove_target(path, &st, parent_dev)?;
+    let r = if st.is_dir() {
+        if recursive {
+            let top = match fdio::openat(
+                dir.as_fd(),
+                name,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            ) {
+                Ok(t) => t,
+                Err(e) => return missing(e),
+            };
+            mounts::scan(top.as_fd(), path, TreeOp::Remove)?;
+            mounts::remove_tree(top.as_fd(), path)?;
+        }
+        fdio::unlink_at(dir.as_fd(), name, true)
+    } else {
+        fdio::unlink_at(dir.as_fd(), name, false)
+    };
+    r.or_else(missing)
+}
+
+/// Open a directory by path (links followed), with `flags` added (`O_PATH` makes
+/// it a descriptor that needs no read permission).
+fn fs_open_dir(p: &Path, flags: i32) -> io::Result<OwnedFd> {
+    Ok(OwnedFd::from(
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC | flags)
+            .open(p)?,
+    ))
 }
 
 /// Resolve links in the longest existing prefix of `path`, keep the rest as is.
@@ -275,22 +314,30 @@ pub fn copy(src: &Path, dst: &Path, recursive: bool) -> Result<(), FsError> {
         fs::copy(src, dst)?;
         return Ok(());
     }
+    // The whole source is checked before the destination is created.
+    let top = fs_open_dir(src, libc::O_NOFOLLOW)?;
+    mounts::scan(top.as_fd(), src, TreeOp::Copy)?;
     fs::create_dir(dst)?;
-    copy_tree(src, dst)
+    copy_tree(src, dst, mounts::statx_at(top.as_fd(), OsStr::new(""))?.dev)
 }
 
-fn copy_tree(src: &Path, dst: &Path) -> Result<(), FsError> {
+/// Copy the contents of directory `src` (on device `dev`) into the new `dst`.
+fn copy_tree(src: &Path, dst: &Path, dev: u64) -> Result<(), FsError> {
     let mut names: Vec<_> = fs::read_dir(src)?.collect::<Result<_, _>>()?;
     names.sort_by_key(|e| e.file_name());
     for ent in names {
         let from = ent.path();
         let to = dst.join(ent.file_name());
         let ft = ent.file_type()?;
+        // Checked again as it is copied: a mount may have appeared since the scan.
+        if mounts::statx_path(&from).is_ok_and(|st| mounts::crosses(dev, &st)) {
+            return Err(mounts::crossing(TreeOp::Copy, &from));
+        }
         if ft.is_symlink() {
             std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
         } else if ft.is_dir() {
             fs::create_dir(&to)?;
-            copy_tree(&from, &to)?;
+            copy_tree(&from, &to, dev)?;
         } else if ft.is_file() {
             fs::copy(&from, &to)?;
         } else if ft.is_fifo() || ft.is_socket() || ft.is_block_device() || ft.is_char_device() {

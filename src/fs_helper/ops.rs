@@ -3,6 +3,7 @@
 
 use super::fdio;
 use super::guard::{denied, link_target, Guard, Parent};
+use crate::fs::mounts::{self, TreeOp};
 use crate::fs::{display, ops as direct, FsError};
 use crate::protocol::fs::{DirEntry, Metadata};
 use crate::sandbox::policy::Access;
@@ -205,6 +206,9 @@ pub fn remove(
     force: bool,
     follow: bool,
 ) -> Result<(), FsError> {
+    if p.parent().is_none() {
+        return Err(FsError::RemoveRoot);
+    }
     if !follow {
         g.refuse_symlinks(p, false)?;
     }
@@ -215,12 +219,14 @@ pub fn remove(
         Err(e) => return Err(e),
     }
     let parent = g.parent(p, Access::Write, !follow)?;
-    let st = match fdio::stat_at(parent.fd.as_fd(), &parent.name, false) {
+    let st = match mounts::statx_at(parent.fd.as_fd(), &parent.name) {
         Ok(st) => st,
         Err(e) if e.kind() == io::ErrorKind::NotFound && force => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    let r = if fdio::is_dir_mode(st.st_mode) {
+    let parent_dev = mounts::statx_at(parent.fd.as_fd(), std::ffi::OsStr::new(""))?.dev;
+    mounts::check_remove_target(p, &st, parent_dev)?;
+    let r = if st.is_dir() {
         if recursive {
             let real = parent.child();
             g.refuse_narrowing_inside(&[p, &real])?;
@@ -233,7 +239,8 @@ pub fn remove(
             if !g.policy.globs.is_empty() {
                 super::tree::check_tree(g, dir.as_fd(), &real, Access::Write, 0)?;
             }
-            super::tree::remove_tree(dir.as_fd(), 0)?;
+            mounts::scan(dir.as_fd(), p, TreeOp::Remove)?;
+            super::tree::remove_tree(dir.as_fd(), p, 0)?;
         }
         fdio::unlink_at(parent.fd.as_fd(), &parent.name, true)
     } else {
@@ -296,6 +303,8 @@ pub fn copy(g: &Guard, src: &Path, dst: &Path, recursive: bool) -> Result<(), Fs
         0,
     )?;
     super::tree::check_tree(g, from.as_fd(), &s.real, Access::Read, 0)?;
+    // The whole source is checked before the destination is created.
+    mounts::scan(from.as_fd(), src, TreeOp::Copy)?;
     fdio::mkdir_at(d.fd.as_fd(), &d.name, 0o777)?;
     let to = fdio::openat(
         d.fd.as_fd(),

@@ -8,7 +8,7 @@ use crate::protocol::fs::{
     WriteFileParams,
 };
 use crate::protocol::paths::parse_path;
-use crate::sandbox::policy::{Access, Entry, Network, Resolved};
+use crate::sandbox::policy::{Access, Entry, Network, Resolved, PROTECTED};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -69,6 +69,27 @@ pub fn parse(input: &[u8]) -> Result<Request, String> {
         op,
         policy,
     })
+}
+
+/// The protected names of §8.4 step 2 at the top of every writable root but `/`,
+/// as the server adds them, here on the spelling the helper checks: the roots of
+/// the effective context are real paths, while the server joined the names to the
+/// roots as they were given (a root reached through a link, or a name that was
+/// missing, would otherwise be protected under the given spelling only).
+fn protect_names(entries: &mut Vec<Entry>) {
+    let roots: Vec<_> = entries
+        .iter()
+        .filter(|e| e.access == Access::Write && e.path != std::path::Path::new("/"))
+        .map(|e| e.path.clone())
+        .collect();
+    for root in roots {
+        for name in PROTECTED {
+            entries.push(Entry {
+                path: root.join(name),
+                access: Access::Read,
+            });
+        }
+    }
 }
 
 /// The effective context: a `managed` profile, `restricted` file system, entries
@@ -134,6 +155,7 @@ pub fn effective_policy(sandbox: &Value) -> Result<Resolved, String> {
             }
         }
     }
+    protect_names(&mut out);
     out.sort_by(|a, b| a.path.cmp(&b.path).then(a.access.cmp(&b.access)));
     out.dedup();
     Ok(Resolved {

@@ -3,6 +3,7 @@
 
 use super::fdio;
 use super::guard::{denied, Guard};
+use crate::fs::mounts::{self, TreeOp};
 use crate::fs::walk::{MAX_DEPTH, MAX_DIRECTORIES, MAX_ENTRIES};
 use crate::fs::FsError;
 use crate::protocol::fs::{WalkEntry, WalkError, WalkKind, WalkOptions, WalkResult};
@@ -65,21 +66,33 @@ pub fn check_tree(
     Ok(())
 }
 
-/// Remove everything below `dir`; links are unlinked, never followed.
-pub fn remove_tree(dir: BorrowedFd<'_>, depth: usize) -> Result<(), FsError> {
+/// Remove everything below `dir` (shown as `shown`); links are unlinked, never
+/// followed, and no other filesystem is entered (checked again for each entry, in
+/// case one was mounted after the caller's `mounts::scan`).
+pub fn remove_tree(dir: BorrowedFd<'_>, shown: &Path, depth: usize) -> Result<(), FsError> {
     if depth > MAX_TREE_DEPTH {
         return Err(too_deep());
     }
+    let dev = mounts::statx_at(dir, OsStr::new(""))?.dev;
     for name in fdio::list(dir)? {
-        let st = match fdio::stat_at(dir, &name, false) {
+        let st = match mounts::statx_at(dir, &name) {
             Ok(st) => st,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e.into()),
         };
-        let is_dir = fdio::is_dir_mode(st.st_mode);
+        let path = shown.join(&name);
+        if mounts::crosses(dev, &st) {
+            return Err(mounts::crossing(TreeOp::Remove, &path));
+        }
+        let is_dir = st.is_dir();
         if is_dir {
             match open_subdir(dir, &name) {
-                Ok(sub) => remove_tree(sub.as_fd(), depth + 1)?,
+                Ok(sub) => {
+                    if mounts::crosses(dev, &mounts::statx_at(sub.as_fd(), OsStr::new(""))?) {
+                        return Err(mounts::crossing(TreeOp::Remove, &path));
+                    }
+                    remove_tree(sub.as_fd(), &path, depth + 1)?
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -105,10 +118,15 @@ pub fn copy_tree(
     if depth > MAX_TREE_DEPTH {
         return Err(too_deep());
     }
+    let dev = mounts::statx_at(from, OsStr::new(""))?.dev;
     for name in sorted(from)? {
         let (src, dst) = (from_real.join(&name), to_real.join(&name));
         if !g.allows(&src, Access::Read) || !g.allows(&dst, Access::Write) {
             return Err(denied());
+        }
+        // Checked again as it is copied: a mount may have appeared since the scan.
+        if mounts::crosses(dev, &mounts::statx_at(from, &name)?) {
+            return Err(mounts::crossing(TreeOp::Copy, &src));
         }
         let st = fdio::stat_at(from, &name, false)?;
         if fdio::is_lnk_mode(st.st_mode) {
@@ -117,6 +135,9 @@ pub fn copy_tree(
         } else if fdio::is_dir_mode(st.st_mode) {
             fdio::mkdir_at(to, &name, 0o777)?;
             let a = open_subdir(from, &name)?;
+            if mounts::crosses(dev, &mounts::statx_at(a.as_fd(), OsStr::new(""))?) {
+                return Err(mounts::crossing(TreeOp::Copy, &src));
+            }
             let b = open_subdir(to, &name)?;
             copy_tree(g, a.as_fd(), &src, b.as_fd(), &dst, depth + 1)?;
         } else if fdio::is_reg_mode(st.st_mode) {

@@ -113,6 +113,10 @@ impl From<FsError> for RpcError {
             | FsError::CopyNeedsRecursive
             | FsError::CopyIntoItself
             | FsError::CopyUnsupported
+            | FsError::RemoveRoot
+            | FsError::RemoveMountPoint(_)
+            | FsError::RemoveCrossesMount(_)
+            | FsError::CopyCrossesMount(_)
             | FsError::WalkLimits
             | FsError::HandleTooLong
             | FsError::HandleEmpty

@@ -49,6 +49,12 @@ pub struct Opts {
     /// umask to set in the child before exec.
     pub umask: Option<u32>,
     pub cwd: Option<PathBuf>,
+    /// Run in the child first, between fork and exec (async-signal-safe calls
+    /// only): the private mount namespace of `tests/fs/ns.rs`.
+    pub setup: Option<std::sync::Arc<dyn Fn() -> std::io::Result<()> + Send + Sync>>,
+    /// The program to run instead of the built binary (its path after `setup`,
+    /// inside a chroot).
+    pub program: Option<PathBuf>,
 }
 
 pub struct Server {
@@ -89,7 +95,10 @@ impl Server {
 
     /// Spawn without the handshake.
     pub fn spawn(opts: Opts) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tether"));
+        let mut cmd = match &opts.program {
+            Some(p) => Command::new(p),
+            None => Command::new(env!("CARGO_BIN_EXE_tether")),
+        };
         cmd.arg("exec-server")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -103,9 +112,13 @@ impl Server {
         }
         let nobody = opts.as_nobody && is_root();
         let umask = opts.umask;
+        let setup = opts.setup.clone();
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
+                if let Some(f) = &setup {
+                    f()?;
+                }
                 if let Some(m) = umask {
                     libc::umask(m as libc::mode_t);
                 }
