@@ -900,3 +900,111 @@ fn x32_syscall_numbers_are_refused() {
     assert!(o.stdout.contains("x32-getpid denied 1\n"), "{}", o.output);
     assert!(o.stdout.contains("x32-keyctl denied 1\n"), "{}", o.output);
 }
+
+/// A pseudo-terminal pair opened outside the sandbox (another user's session).
+struct OutsidePty {
+    master: std::os::fd::OwnedFd,
+    slave: std::os::fd::OwnedFd,
+    name: PathBuf,
+}
+
+impl OutsidePty {
+    fn open(owner: u32) -> OutsidePty {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let (mut m, mut s) = (-1, -1);
+        // SAFETY: openpty fills two descriptors we then own.
+        let r = unsafe {
+            libc::openpty(
+                &mut m,
+                &mut s,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: fresh descriptors from openpty.
+        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+        let name = fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd())).unwrap();
+        std::os::unix::fs::chown(&name, Some(owner), None).unwrap();
+        OutsidePty {
+            master,
+            slave,
+            name,
+        }
+    }
+}
+
+#[test]
+fn other_terminals_and_devices_are_out_of_reach() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    each_user("pts", |user, s, d| {
+        let pty = OutsidePty::open(user.uid());
+        // Typed into the other session, waiting to be read there.
+        fs::File::from(pty.master.try_clone().unwrap())
+            .write_all(b"typed-secret\n")
+            .unwrap();
+        let body = format!(
+            "def rd(p):\n    fd = os.open(p, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)\n    try:\n        return os.read(fd, 64)\n    except BlockingIOError:\n        return b\"\"\n\
+t(\"read\", lambda: rd(\"{pts}\"))\n\
+t(\"write\", lambda: os.write(os.open(\"{pts}\", os.O_WRONLY | os.O_NOCTTY), b\"injected\\n\"))\n\
+t(\"proc-fd\", lambda: rd(\"/proc/{pid}/fd/{fd}\"))\n\
+t(\"console\", lambda: rd(\"/dev/console\"))\n\
+t(\"tty1\", lambda: rd(\"/dev/tty1\"))\n\
+t(\"vcs\", lambda: rd(\"/dev/vcs\"))\n\
+t(\"disk\", lambda: rd(\"/dev/{disk}\"))\n\
+t(\"list\", lambda: \"ptmx\" in os.listdir(\"/dev/pts\"))\n\
+t(\"urandom\", lambda: len(open(\"/dev/urandom\", \"rb\").read(4)))\n\
+t(\"null\", lambda: open(\"/dev/null\", \"w\").write(\"x\"))\n\
+t(\"shm\", lambda: len(os.listdir(\"/dev/shm\")) >= 0)\n\
+t(\"etc\", lambda: len(open(\"/etc/passwd\").read()) > 0)\n",
+            pts = pty.name.display(),
+            pid = std::process::id(),
+            fd = pty.slave.as_raw_fd(),
+            disk = ["vda", "sda", "nvme0n1", "xvda"]
+                .into_iter()
+                .find(|n| Path::new("/dev").join(n).exists())
+                .unwrap_or("vda"),
+        );
+        let o = probe(s, "p", d, &workspace_write(&d.ws), &body);
+        for name in ["read", "write", "proc-fd", "console", "tty1", "vcs", "disk"] {
+            assert!(
+                o.stdout.contains(&format!("{name} denied ")),
+                "{user:?} {name}: {}",
+                o.output
+            );
+        }
+        for want in ["read denied 13\n", "write denied 13\n"] {
+            assert!(o.stdout.contains(want), "{user:?} {want}: {}", o.output);
+        }
+        for want in [
+            "list ok True\n",
+            "urandom ok 4\n",
+            "null ok 1\n",
+            "shm ok True\n",
+            "etc ok True\n",
+        ] {
+            assert!(o.stdout.contains(want), "{user:?} {want}: {}", o.output);
+        }
+        // The input is still there for its own session, and nothing was injected.
+        let mut slave = fs::File::from(pty.slave.try_clone().unwrap());
+        let mut buf = [0u8; 64];
+        let n = slave.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"typed-secret\n", "{user:?}");
+
+        // The process's own terminal keeps working; the directory may be listed.
+        let script = "t=$(tty); echo \"own=$t\"; echo via-path > \"$t\"; ls /dev/pts >/dev/null && echo listed";
+        let r = s.start_ok(
+            "own",
+            &["/bin/sh", "-c", script],
+            json!({"cwd": uri(&d.ws), "sandbox": workspace_write(&d.ws), "tty": true}),
+        );
+        assert_eq!(r["sandboxType"], "linuxSeccomp");
+        let run = harness::Run::from_events(s.collect_until_closed("own"));
+        let out = run.pty_str();
+        assert!(out.contains("own=/dev/pts/"), "{user:?}: {out}");
+        assert!(out.contains("via-path"), "{user:?}: {out}");
+        assert!(out.contains("listed"), "{user:?}: {out}");
+    });
+}

@@ -6,8 +6,10 @@ use landlock::{
     Access as _, AccessFs, AccessNet, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr,
     RulesetCreatedAttr, Scope, ABI,
 };
-use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// The ABI at which Tether handles every right it knows (scopes included).
 pub const FULL_ABI: u32 = 6;
@@ -32,6 +34,108 @@ fn rule_for(path: &Path, access: BitFlags<AccessFs>, abi: ABI) -> Option<PathBen
         access & AccessFs::from_file(abi)
     };
     Some(PathBeneath::new(fd, access))
+}
+
+/// Device nodes of `/dev` that a rule covering `/dev` keeps.
+const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty", "ptmx"];
+/// Directories of `/dev` that a rule covering `/dev` keeps (no device nodes in them).
+const DEV_DIRS: &[&str] = &["shm", "mqueue", "hugepages"];
+
+/// An entry of `/` or `/dev` opened once per server (`O_PATH`).
+struct Entry {
+    fd: PathFd,
+    is_dir: bool,
+}
+
+/// The kept entries of `dir`, opened now: not symbolic links (what they name is
+/// checked where it is), not `skip`, and those `keep` accepts.
+fn list(dir: &Path, skip: &Path, keep: impl Fn(&str, std::fs::FileType) -> bool) -> Vec<Entry> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let Ok(t) = e.file_type() else { continue };
+        let path = e.path();
+        if t.is_symlink() || path == skip || !keep(e.file_name().to_str().unwrap_or(""), t) {
+            continue;
+        }
+        if let Ok(fd) = PathFd::new(&path) {
+            out.push(Entry {
+                fd,
+                is_dir: t.is_dir(),
+            });
+        }
+    }
+    out
+}
+
+/// Entries of `/` other than `/dev`, and the entries of `/dev` a rule covering it
+/// keeps: read once per server, as entries directly in `/` and `/dev` seldom
+/// change (one made later is not granted; one replaced keeps the old inode's rule).
+fn root_and_dev() -> &'static (Vec<Entry>, Vec<Entry>) {
+    static LISTS: OnceLock<(Vec<Entry>, Vec<Entry>)> = OnceLock::new();
+    LISTS.get_or_init(|| {
+        let dev = Path::new("/dev");
+        let root = list(Path::new("/"), dev, |_, _| true);
+        let dev = list(dev, Path::new("/dev/pts"), |name, t| {
+            if t.is_dir() {
+                DEV_DIRS.contains(&name)
+            } else if t.is_char_device() || t.is_block_device() {
+                DEV_NODES.contains(&name)
+            } else {
+                true
+            }
+        });
+        (root, dev)
+    })
+}
+
+enum Target {
+    Path(PathBuf),
+    Entry(&'static Entry),
+}
+
+/// Landlock only adds rights, and a rule on a directory covers everything beneath
+/// it. A rule on `/` or `/dev` would therefore reach every terminal in `/dev/pts`,
+/// the virtual consoles, serial lines, input devices and raw disks (which a root
+/// server's process could read around every `deny` entry). Such a rule keeps only
+/// its directory rights (listing, and for a writable root making and removing
+/// entries) on `/` and `/dev`; its file rights go to each other entry of `/`, and
+/// in `/dev` only to [`DEV_NODES`], [`DEV_DIRS`] and entries that are neither
+/// directories nor devices. Rules on `/dev/pts` or beneath are dropped: the
+/// process's own terminal is granted by the caller, `/dev/pts/ptmx` here.
+fn fence_devices(
+    rules: Vec<(PathBuf, BitFlags<AccessFs>)>,
+    abi: ABI,
+) -> Vec<(Target, BitFlags<AccessFs>)> {
+    let dev = Path::new("/dev");
+    let pts = Path::new("/dev/pts");
+    let file_rights = AccessFs::from_file(abi);
+    let mut out = Vec::with_capacity(rules.len());
+    for (path, access) in rules {
+        if path.starts_with(pts) {
+            continue;
+        }
+        if !dev.starts_with(&path) || (access & file_rights).is_empty() {
+            out.push((Target::Path(path), access));
+            continue;
+        }
+        let (root_entries, dev_entries) = root_and_dev();
+        let dir_rights = access & !file_rights;
+        if path == Path::new("/") {
+            out.extend(root_entries.iter().map(|e| (Target::Entry(e), access)));
+            if !dir_rights.is_empty() {
+                out.push((Target::Path(path), dir_rights));
+            }
+        }
+        out.extend(dev_entries.iter().map(|e| (Target::Entry(e), access)));
+        if !dir_rights.is_empty() {
+            out.push((Target::Path(dev.into()), dir_rights));
+        }
+        out.push((Target::Path(pts.join("ptmx")), access & file_rights));
+    }
+    out
 }
 
 /// Build the ruleset for a restricted policy. `extra_tty` is a terminal device the
@@ -59,34 +163,49 @@ pub fn prepare(
         };
         rs = rs.scope(scopes).map_err(err)?;
     }
-    let mut rules: Vec<(&Path, BitFlags<AccessFs>)> = Vec::new();
+    let mut rules: Vec<(PathBuf, BitFlags<AccessFs>)> = Vec::new();
     if r.full_read() {
-        rules.push((Path::new("/"), read));
+        rules.push(("/".into(), read));
     } else {
         for root in r.roots(Access::Read) {
-            rules.push((root, read));
+            rules.push((root.into(), read));
         }
         for p in ["/dev/random", "/dev/urandom", "/proc"] {
-            rules.push((Path::new(p), read));
+            rules.push((p.into(), read));
         }
     }
     for root in r.roots(Access::Write) {
-        rules.push((root, all));
+        rules.push((root.into(), all));
     }
+    let mut rules = fence_devices(rules, abi);
     let dev_rw = read | AccessFs::WriteFile | (all & AccessFs::Truncate);
     for p in ["/dev/null", "/dev/zero", "/dev/full"] {
-        rules.push((Path::new(p), dev_rw));
+        rules.push((Target::Path(p.into()), dev_rw));
     }
     let tty_rw = read | AccessFs::WriteFile | (all & AccessFs::IoctlDev);
-    rules.push((Path::new("/dev/tty"), tty_rw));
+    rules.push((Target::Path("/dev/tty".into()), tty_rw));
     if let Some(t) = extra_tty {
-        rules.push((t, tty_rw));
+        rules.push((Target::Path(t.into()), tty_rw));
     }
     let mut created = rs.create().map_err(err)?;
-    for (path, access) in rules {
-        // A root that does not exist grants nothing.
-        if let Some(rule) = rule_for(path, access, abi) {
-            created = created.add_rule(rule).map_err(err)?;
+    for (target, access) in rules {
+        match target {
+            // A root that does not exist grants nothing.
+            Target::Path(path) => {
+                if let Some(rule) = rule_for(&path, access, abi) {
+                    created = created.add_rule(rule).map_err(err)?;
+                }
+            }
+            Target::Entry(e) => {
+                let access = if e.is_dir {
+                    access
+                } else {
+                    access & AccessFs::from_file(abi)
+                };
+                created = created
+                    .add_rule(PathBeneath::new(e.fd.as_fd(), access))
+                    .map_err(err)?;
+            }
         }
     }
     let fd: Option<OwnedFd> = created.into();
