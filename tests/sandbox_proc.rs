@@ -1008,3 +1008,102 @@ t(\"etc\", lambda: len(open(\"/etc/passwd\").read()) > 0)\n",
         assert!(out.contains("listed"), "{user:?}: {out}");
     });
 }
+
+#[test]
+fn protected_names_hold_whatever_they_are() {
+    each_user("names", |user, s, d| {
+        let own = |p: &Path| {
+            std::os::unix::fs::lchown(p, Some(user.uid()), Some(user.uid())).unwrap();
+        };
+        // `.codex` is a link to a directory of the workspace, `.agents` a file,
+        // `.aws` missing (and `.git` a directory, from `Dirs`).
+        fs::create_dir(d.ws.join("real-codex")).unwrap();
+        fs::write(d.ws.join("real-codex/config.toml"), "model = \"x\"\n").unwrap();
+        std::os::unix::fs::symlink("real-codex", d.ws.join(".codex")).unwrap();
+        fs::write(d.ws.join(".agents"), "agents\n").unwrap();
+        fs::create_dir(d.ws.join("evil")).unwrap();
+        for p in [
+            "real-codex",
+            "real-codex/config.toml",
+            ".codex",
+            ".agents",
+            "evil",
+        ] {
+            own(&d.ws.join(p));
+        }
+        let script = "cat .codex/config.toml; rm .codex; rm -rf .codex; mv .codex moved; \
+ln -s evil new-link && mv -T new-link .codex; ln -sfn evil .codex; \
+echo x > .codex/new; echo y >> .codex/config.toml; \
+rm .agents; mv .agents moved-agents; echo z > .agents; \
+ln -s evil .aws; mkdir .aws; echo ok > fine.txt";
+        let o = sh(s, "n", &d.ws, &workspace_write(&d.ws), script);
+        assert!(
+            o.stdout.starts_with("model = \"x\"\n"),
+            "{user:?}: {}",
+            o.output
+        );
+        assert_eq!(
+            fs::read_link(d.ws.join(".codex")).unwrap(),
+            Path::new("real-codex"),
+            "{user:?}: {}",
+            o.output
+        );
+        assert_eq!(
+            fs::read_to_string(d.ws.join("real-codex/config.toml")).unwrap(),
+            "model = \"x\"\n",
+            "{user:?}: {}",
+            o.output
+        );
+        assert!(
+            !d.ws.join("real-codex/new").exists(),
+            "{user:?}: {}",
+            o.output
+        );
+        assert_eq!(
+            fs::read_to_string(d.ws.join(".agents")).unwrap(),
+            "agents\n"
+        );
+        assert!(!d.ws.join(".aws").exists(), "{user:?}: {}", o.output);
+        assert!(!d.ws.join("moved").exists() && !d.ws.join("moved-agents").exists());
+        assert_eq!(fs::read_dir(d.ws.join("evil")).unwrap().count(), 0);
+        assert_eq!(fs::read_to_string(d.ws.join("fine.txt")).unwrap(), "ok\n");
+    });
+}
+
+#[test]
+fn a_dangling_protected_link_is_refused_in_strict_mode() {
+    let d = Dirs::new("dangling");
+    std::os::unix::fs::symlink("not-yet", d.ws.join(".codex")).unwrap();
+    let mut s = Server::ready();
+    let p = s.start_params(
+        "s",
+        &["/bin/sh", "-c", "mkdir not-yet"],
+        json!({"cwd": uri(&d.ws), "sandbox": workspace_write(&d.ws)}),
+    );
+    let r = s.request("process/start", p);
+    assert_error(
+        &r,
+        -32600,
+        &format!(
+            "sandbox cannot be enforced: cannot protect `{}` because it is a symbolic link to a missing path; set sandboxMode to \"best-effort\" to run anyway",
+            d.ws.join(".codex").display()
+        ),
+    );
+    assert!(!d.ws.join("not-yet").exists());
+    // Best-effort runs, says so, and still pins the link itself.
+    let r = s.start_ok(
+        "b",
+        &["/bin/sh", "-c", "rm .codex; ln -sfn /etc .codex"],
+        json!({"cwd": uri(&d.ws), "sandbox": workspace_write(&d.ws), "sandboxMode": "best-effort"}),
+    );
+    assert_eq!(
+        r["sandbox"]["unenforced"],
+        json!([format!("readOnlyPath:{}", d.ws.join(".codex").display())]),
+        "{r}"
+    );
+    s.collect_until_closed("b");
+    assert_eq!(
+        fs::read_link(d.ws.join(".codex")).unwrap(),
+        Path::new("not-yet")
+    );
+}

@@ -15,6 +15,9 @@ pub enum MountOp {
     DenyDir(CString),
     /// An empty mode-000 file bound read-only over a file.
     DenyFile { path: CString, placeholder: CString },
+    /// A symbolic link bound onto itself (the link, not what it names), so that it
+    /// cannot be removed, renamed or replaced (`EBUSY`).
+    PinLink(CString),
 }
 
 pub struct MountPlan {
@@ -45,6 +48,9 @@ impl MountPlan {
     }
     pub fn deny_dir(&mut self, p: &Path) {
         self.ops.push(MountOp::DenyDir(cstr(p)));
+    }
+    pub fn pin_link(&mut self, p: &Path) {
+        self.ops.push(MountOp::PinLink(cstr(p)));
     }
     pub fn deny_file(&mut self, p: &Path, placeholder: &Path) {
         self.ops.push(MountOp::DenyFile {
@@ -190,6 +196,36 @@ unsafe fn remount_ro(path: &std::ffi::CStr) -> Result<(), i32> {
     Ok(())
 }
 
+/// Bind the symbolic link at `path` onto itself with the new mount API: `mount(2)`
+/// follows a final link in both paths, `open_tree` with `AT_SYMLINK_NOFOLLOW` and
+/// `move_mount` without `MOVE_MOUNT_T_SYMLINKS` do not, so the mount sits on the
+/// link's own entry; lookups still follow it to the same target.
+unsafe fn pin_link(path: &std::ffi::CStr) -> Result<(), i32> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    let flags = OPEN_TREE_CLONE
+        | libc::O_CLOEXEC as libc::c_uint
+        | libc::AT_SYMLINK_NOFOLLOW as libc::c_uint;
+    let fd = libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags);
+    if fd < 0 {
+        return Err(*libc::__errno_location());
+    }
+    let r = libc::syscall(
+        libc::SYS_move_mount,
+        fd as libc::c_int,
+        c"".as_ptr(),
+        libc::AT_FDCWD,
+        path.as_ptr(),
+        MOVE_MOUNT_F_EMPTY_PATH,
+    );
+    let e = *libc::__errno_location();
+    libc::close(fd as libc::c_int);
+    if r < 0 {
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// In the child: enter the namespaces and make the mounts. Returns the errno.
 ///
 /// # Safety
@@ -276,6 +312,7 @@ pub unsafe fn apply(plan: &MountPlan) -> Result<(), i32> {
                 }
                 remount_ro(path)?;
             }
+            MountOp::PinLink(p) => pin_link(p)?,
         }
     }
     Ok(())
