@@ -870,13 +870,17 @@ def child(c):\n    c.send(c.recv() * 2)\n\
 def duplex():\n    a, b = mp.Pipe()\n    p = mp.Process(target=child, args=(b,)); p.start(); a.send(21); r = a.recv(); p.join(); return r\n\
 def simplex():\n    r, w = mp.Pipe(duplex=False); w.send(\"one way\"); return r.recv()\n\
 def pairs():\n    out = []\n    for ty in (socket.SOCK_STREAM, socket.SOCK_SEQPACKET):\n        a, b = socket.socketpair(socket.AF_UNIX, ty); a.sendmsg([b\"x\"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array(\"i\", [0]))]); out.append(b.recv(1))\n    return out\n\
+def queue():\n    q = mp.Queue(); q.put(\"queued\"); return q.get(timeout=20)\n\
+def pool():\n    with mp.Pool(2) as p:\n        return p.map(abs, [-1, -2, -3])\n\
 def git():\n    cmd = \"mkdir repo && cd repo && git init -q && echo a > a && git add a && git -c user.name=t -c user.email=t@t commit -qm m && git log --format=%s\"\n    return subprocess.run([\"sh\", \"-c\", cmd], capture_output=True, text=True, env=dict(os.environ, HOME=os.getcwd(), PATH=\"/usr/local/bin:/usr/bin:/bin\")).stdout.strip()\n\
-if __name__ == \"__main__\":\n    t(\"duplex\", duplex)\n    t(\"simplex\", simplex)\n    t(\"pairs\", pairs)\n    t(\"git\", git)\n";
+if __name__ == \"__main__\":\n    t(\"duplex\", duplex)\n    t(\"simplex\", simplex)\n    t(\"pairs\", pairs)\n    t(\"queue\", queue)\n    t(\"pool\", pool)\n    t(\"git\", git)\n";
         let o = probe(s, "t", d, &workspace_write(&d.ws), body);
         for want in [
             "duplex ok 42\n",
             "simplex ok one way\n",
             "pairs ok [b'x', b'x']\n",
+            "queue ok queued\n",
+            "pool ok [1, 2, 3]\n",
             "git ok m\n",
         ] {
             assert!(o.stdout.contains(want), "{user:?} {want}: {}", o.output);
@@ -941,6 +945,10 @@ fn other_terminals_and_devices_are_out_of_reach() {
     use std::os::fd::AsRawFd;
     each_user("pts", |user, s, d| {
         let pty = OutsidePty::open(user.uid());
+        // Another process's POSIX shared memory.
+        let shm = PathBuf::from(format!("/dev/shm/{}", harness::unique("tether-shm")));
+        fs::write(&shm, "shm-secret").unwrap();
+        std::os::unix::fs::chown(&shm, Some(user.uid()), None).unwrap();
         // Typed into the other session, waiting to be read there.
         fs::File::from(pty.master.try_clone().unwrap())
             .write_all(b"typed-secret\n")
@@ -958,17 +966,25 @@ t(\"list\", lambda: \"ptmx\" in os.listdir(\"/dev/pts\"))\n\
 t(\"urandom\", lambda: len(open(\"/dev/urandom\", \"rb\").read(4)))\n\
 t(\"null\", lambda: open(\"/dev/null\", \"w\").write(\"x\"))\n\
 t(\"shm\", lambda: len(os.listdir(\"/dev/shm\")) >= 0)\n\
+t(\"host-shm\", lambda: open(\"{shm}\").read())\n\
+t(\"host-shm-write\", lambda: open(\"{shm}\", \"w\").write(\"x\"))\n\
 t(\"etc\", lambda: len(open(\"/etc/passwd\").read()) > 0)\n",
             pts = pty.name.display(),
             pid = std::process::id(),
             fd = pty.slave.as_raw_fd(),
+            shm = shm.display(),
             disk = ["vda", "sda", "nvme0n1", "xvda"]
                 .into_iter()
                 .find(|n| Path::new("/dev").join(n).exists())
                 .unwrap_or("vda"),
         );
         let o = probe(s, "p", d, &workspace_write(&d.ws), &body);
-        for name in ["read", "write", "proc-fd", "console", "tty1", "vcs", "disk"] {
+        let shm_text = fs::read_to_string(&shm).unwrap();
+        let _ = fs::remove_file(&shm);
+        assert_eq!(shm_text, "shm-secret", "{user:?}: {}", o.output);
+        for name in [
+            "read", "write", "proc-fd", "console", "tty1", "vcs", "disk", "host-shm",
+        ] {
             assert!(
                 o.stdout.contains(&format!("{name} denied ")),
                 "{user:?} {name}: {}",

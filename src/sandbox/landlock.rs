@@ -39,7 +39,9 @@ fn rule_for(path: &Path, access: BitFlags<AccessFs>, abi: ABI) -> Option<PathBen
 /// Device nodes of `/dev` that a rule covering `/dev` keeps.
 const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty", "ptmx"];
 /// Directories of `/dev` that a rule covering `/dev` keeps (no device nodes in them).
-const DEV_DIRS: &[&str] = &["shm", "mqueue", "hugepages"];
+/// (`shm` is not: other processes' POSIX shared memory is there. A process with a
+/// mount layer gets its own, see [`super::mount::MountOp::PrivateShm`].)
+const DEV_DIRS: &[&str] = &["mqueue", "hugepages"];
 
 /// An entry of `/` or `/dev` opened once per server (`O_PATH`).
 struct Entry {
@@ -136,6 +138,11 @@ fn fence_devices(
         out.push((Target::Path(pts.join("ptmx")), access & file_rights));
     }
     out
+}
+
+/// Every filesystem right of `abi`, as the bits of a Landlock rule.
+pub fn all_rights(abi: u32) -> u64 {
+    AccessFs::from_all(abi_of(abi)).bits()
 }
 
 /// Build the ruleset for a restricted policy. `extra_tty` is a terminal device the

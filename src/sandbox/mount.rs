@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -18,6 +19,10 @@ pub enum MountOp {
     /// A symbolic link bound onto itself (the link, not what it names), so that it
     /// cannot be removed, renamed or replaced (`EBUSY`).
     PinLink(CString),
+    /// A fresh tmpfs on `/dev/shm` for this process alone (POSIX shared memory and
+    /// semaphores), granted these Landlock rights once mounted: a rule made before
+    /// would sit on the hidden host directory, which Landlock's walk skips.
+    PrivateShm { access: u64 },
 }
 
 pub struct MountPlan {
@@ -48,6 +53,10 @@ impl MountPlan {
     }
     pub fn deny_dir(&mut self, p: &Path) {
         self.ops.push(MountOp::DenyDir(cstr(p)));
+    }
+    /// Give the process its own `/dev/shm` with Landlock `access` (bits).
+    pub fn private_shm(&mut self, access: u64) {
+        self.ops.push(MountOp::PrivateShm { access });
     }
     pub fn pin_link(&mut self, p: &Path) {
         self.ops.push(MountOp::PinLink(cstr(p)));
@@ -226,11 +235,61 @@ unsafe fn pin_link(path: &std::ffi::CStr) -> Result<(), i32> {
     Ok(())
 }
 
-/// In the child: enter the namespaces and make the mounts. Returns the errno.
+/// Mount a private tmpfs on `/dev/shm` and add a rule granting `access` beneath it
+/// to the Landlock ruleset `ruleset` (not yet enforced).
+unsafe fn private_shm(access: u64, ruleset: Option<RawFd>) -> Result<(), i32> {
+    #[repr(C, packed)]
+    struct PathBeneathAttr {
+        allowed_access: u64,
+        parent_fd: i32,
+    }
+    const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
+    let shm = c"/dev/shm";
+    if libc::mount(
+        c"tmpfs".as_ptr(),
+        shm.as_ptr(),
+        c"tmpfs".as_ptr(),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        c"mode=1777".as_ptr().cast(),
+    ) < 0
+    {
+        return Err(*libc::__errno_location());
+    }
+    let Some(ruleset) = ruleset else {
+        return Ok(());
+    };
+    let fd = libc::open(
+        shm.as_ptr(),
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+    );
+    if fd < 0 {
+        return Err(*libc::__errno_location());
+    }
+    let attr = PathBeneathAttr {
+        allowed_access: access,
+        parent_fd: fd,
+    };
+    let r = libc::syscall(
+        libc::SYS_landlock_add_rule,
+        ruleset,
+        LANDLOCK_RULE_PATH_BENEATH,
+        &attr as *const PathBeneathAttr,
+        0u32,
+    );
+    let e = *libc::__errno_location();
+    libc::close(fd);
+    if r < 0 {
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// In the child: enter the namespaces and make the mounts; `ruleset` is the
+/// Landlock ruleset still to be enforced. Returns the errno.
 ///
 /// # Safety
 /// Only for a freshly forked, single-threaded child.
-pub unsafe fn apply(plan: &MountPlan) -> Result<(), i32> {
+pub unsafe fn apply(plan: &MountPlan, ruleset: Option<RawFd>) -> Result<(), i32> {
     let errno = || *libc::__errno_location();
     if plan.userns {
         if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) < 0 {
@@ -313,6 +372,7 @@ pub unsafe fn apply(plan: &MountPlan) -> Result<(), i32> {
                 remount_ro(path)?;
             }
             MountOp::PinLink(p) => pin_link(p)?,
+            MountOp::PrivateShm { access } => private_shm(*access, ruleset)?,
         }
     }
     Ok(())

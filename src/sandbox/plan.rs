@@ -207,6 +207,11 @@ pub fn plan_process(
                 }
             }
             report.mount_namespace = !plan.ops.is_empty();
+            // With a mount namespace anyway, the process gets its own /dev/shm
+            // (the host's is not granted: other processes' shared memory).
+            if report.mount_namespace && Path::new("/dev/shm").is_dir() {
+                plan.private_shm(super::landlock::all_rights(host.landlock_abi));
+            }
         }
     }
     let mount = (!plan.ops.is_empty()).then_some(plan);
