@@ -6,7 +6,7 @@ use landlock::{
     Access as _, AccessFs, AccessNet, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr,
     RulesetCreatedAttr, Scope, ABI,
 };
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -43,15 +43,9 @@ const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty",
 /// mount layer gets its own, see [`super::mount::MountOp::PrivateShm`].)
 const DEV_DIRS: &[&str] = &["mqueue", "hugepages"];
 
-/// An entry of `/` or `/dev` opened once per server (`O_PATH`).
-struct Entry {
-    fd: PathFd,
-    is_dir: bool,
-}
-
-/// The kept entries of `dir`, opened now: not symbolic links (what they name is
-/// checked where it is), not `skip`, and those `keep` accepts.
-fn list(dir: &Path, skip: &Path, keep: impl Fn(&str, std::fs::FileType) -> bool) -> Vec<Entry> {
+/// The kept entries of `dir`: not symbolic links (what they name is checked where
+/// it is), not `skip`, and those `keep` accepts.
+fn list(dir: &Path, skip: &Path, keep: impl Fn(&str, std::fs::FileType) -> bool) -> Vec<PathBuf> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -59,24 +53,19 @@ fn list(dir: &Path, skip: &Path, keep: impl Fn(&str, std::fs::FileType) -> bool)
     for e in rd.flatten() {
         let Ok(t) = e.file_type() else { continue };
         let path = e.path();
-        if t.is_symlink() || path == skip || !keep(e.file_name().to_str().unwrap_or(""), t) {
-            continue;
-        }
-        if let Ok(fd) = PathFd::new(&path) {
-            out.push(Entry {
-                fd,
-                is_dir: t.is_dir(),
-            });
+        if !t.is_symlink() && path != skip && keep(e.file_name().to_str().unwrap_or(""), t) {
+            out.push(path);
         }
     }
     out
 }
 
 /// Entries of `/` other than `/dev`, and the entries of `/dev` a rule covering it
-/// keeps: read once per server, as entries directly in `/` and `/dev` seldom
-/// change (one made later is not granted; one replaced keeps the old inode's rule).
-fn root_and_dev() -> &'static (Vec<Entry>, Vec<Entry>) {
-    static LISTS: OnceLock<(Vec<Entry>, Vec<Entry>)> = OnceLock::new();
+/// keeps: listed once per server, as entries directly in `/` and `/dev` seldom
+/// change (one made later is not granted). They are opened at each spawn, so a
+/// file system mounted on one of them later is covered.
+fn root_and_dev() -> &'static (Vec<PathBuf>, Vec<PathBuf>) {
+    static LISTS: OnceLock<(Vec<PathBuf>, Vec<PathBuf>)> = OnceLock::new();
     LISTS.get_or_init(|| {
         let dev = Path::new("/dev");
         let root = list(Path::new("/"), dev, |_, _| true);
@@ -93,11 +82,6 @@ fn root_and_dev() -> &'static (Vec<Entry>, Vec<Entry>) {
     })
 }
 
-enum Target {
-    Path(PathBuf),
-    Entry(&'static Entry),
-}
-
 /// Landlock only adds rights, and a rule on a directory covers everything beneath
 /// it. A rule on `/` or `/dev` would therefore reach every terminal in `/dev/pts`,
 /// the virtual consoles, serial lines, input devices and raw disks (which a root
@@ -110,7 +94,7 @@ enum Target {
 fn fence_devices(
     rules: Vec<(PathBuf, BitFlags<AccessFs>)>,
     abi: ABI,
-) -> Vec<(Target, BitFlags<AccessFs>)> {
+) -> Vec<(PathBuf, BitFlags<AccessFs>)> {
     let dev = Path::new("/dev");
     let pts = Path::new("/dev/pts");
     let file_rights = AccessFs::from_file(abi);
@@ -120,22 +104,22 @@ fn fence_devices(
             continue;
         }
         if !dev.starts_with(&path) || (access & file_rights).is_empty() {
-            out.push((Target::Path(path), access));
+            out.push((path, access));
             continue;
         }
         let (root_entries, dev_entries) = root_and_dev();
         let dir_rights = access & !file_rights;
         if path == Path::new("/") {
-            out.extend(root_entries.iter().map(|e| (Target::Entry(e), access)));
+            out.extend(root_entries.iter().map(|e| (e.clone(), access)));
             if !dir_rights.is_empty() {
-                out.push((Target::Path(path), dir_rights));
+                out.push((path, dir_rights));
             }
         }
-        out.extend(dev_entries.iter().map(|e| (Target::Entry(e), access)));
+        out.extend(dev_entries.iter().map(|e| (e.clone(), access)));
         if !dir_rights.is_empty() {
-            out.push((Target::Path(dev.into()), dir_rights));
+            out.push((dev.into(), dir_rights));
         }
-        out.push((Target::Path(pts.join("ptmx")), access & file_rights));
+        out.push((pts.join("ptmx"), access & file_rights));
     }
     out
 }
@@ -187,32 +171,18 @@ pub fn prepare(
     let mut rules = fence_devices(rules, abi);
     let dev_rw = read | AccessFs::WriteFile | (all & AccessFs::Truncate);
     for p in ["/dev/null", "/dev/zero", "/dev/full"] {
-        rules.push((Target::Path(p.into()), dev_rw));
+        rules.push((p.into(), dev_rw));
     }
     let tty_rw = read | AccessFs::WriteFile | (all & AccessFs::IoctlDev);
-    rules.push((Target::Path("/dev/tty".into()), tty_rw));
+    rules.push(("/dev/tty".into(), tty_rw));
     if let Some(t) = extra_tty {
-        rules.push((Target::Path(t.into()), tty_rw));
+        rules.push((t.into(), tty_rw));
     }
     let mut created = rs.create().map_err(err)?;
-    for (target, access) in rules {
-        match target {
-            // A root that does not exist grants nothing.
-            Target::Path(path) => {
-                if let Some(rule) = rule_for(&path, access, abi) {
-                    created = created.add_rule(rule).map_err(err)?;
-                }
-            }
-            Target::Entry(e) => {
-                let access = if e.is_dir {
-                    access
-                } else {
-                    access & AccessFs::from_file(abi)
-                };
-                created = created
-                    .add_rule(PathBeneath::new(e.fd.as_fd(), access))
-                    .map_err(err)?;
-            }
+    for (path, access) in rules {
+        // A root that does not exist grants nothing.
+        if let Some(rule) = rule_for(&path, access, abi) {
+            created = created.add_rule(rule).map_err(err)?;
         }
     }
     let fd: Option<OwnedFd> = created.into();
