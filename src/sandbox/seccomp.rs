@@ -137,7 +137,7 @@ pub fn prepare(network: Network) -> Result<BpfProgram, String> {
     )
     .map_err(|e| format!("seccomp filter: {e}"))?;
     let mut prog = BpfProgram::try_from(filter).map_err(|e| format!("seccomp filter: {e}"))?;
-    refuse_x32(&mut prog);
+    refuse_x32(&mut prog)?;
     Ok(prog)
 }
 
@@ -146,11 +146,25 @@ pub fn prepare(network: Network) -> Result<BpfProgram, String> {
 /// above: refuse them all (right after the architecture check, which kills a
 /// process calling through another architecture such as i386).
 #[cfg(target_arch = "x86_64")]
-fn refuse_x32(prog: &mut BpfProgram) {
+fn refuse_x32(prog: &mut BpfProgram) -> Result<(), String> {
     use seccompiler::sock_filter;
     const X32_SYSCALL_BIT: u32 = 0x4000_0000;
     const ARCH_CHECK: usize = 3;
-    let (ld_w_abs, jset_k, ret_k) = (0x20, 0x45, 0x06);
+    // BPF_LD|BPF_W|BPF_ABS, BPF_JMP|BPF_JEQ|BPF_K, BPF_JMP|BPF_JSET|BPF_K, BPF_RET|BPF_K.
+    let (ld_w_abs, jeq_k, jset_k, ret_k) = (0x20, 0x15, 0x45, 0x06);
+    // seccompiler starts with: A = arch; if A == x86_64 skip 1; kill the process.
+    let arch_check = prog.get(..ARCH_CHECK).is_some_and(|p| {
+        p[0].code == ld_w_abs
+            && p[0].k == 4
+            && p[1].code == jeq_k
+            && p[1].jt == 1
+            && p[1].jf == 0
+            && p[2].code == ret_k
+            && p[2].k == libc::SECCOMP_RET_KILL_PROCESS
+    });
+    if !arch_check {
+        return Err("seccomp filter: unexpected program start".into());
+    }
     let insns = [
         // A = seccomp_data.nr
         sock_filter {
@@ -173,7 +187,10 @@ fn refuse_x32(prog: &mut BpfProgram) {
         },
     ];
     prog.splice(ARCH_CHECK..ARCH_CHECK, insns);
+    Ok(())
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn refuse_x32(_prog: &mut BpfProgram) {}
+fn refuse_x32(_prog: &mut BpfProgram) -> Result<(), String> {
+    Ok(())
+}
