@@ -38,11 +38,6 @@ fn rule_for(path: &Path, access: BitFlags<AccessFs>, abi: ABI) -> Option<PathBen
 
 /// Device nodes of `/dev` that a rule covering `/dev` keeps.
 const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty", "ptmx"];
-/// Directories of `/dev` that a rule covering `/dev` keeps (no device nodes in them).
-/// (`shm` is not: other processes' POSIX shared memory is there. A process with a
-/// mount layer gets its own, see [`super::mount::MountOp::PrivateShm`].)
-const DEV_DIRS: &[&str] = &["mqueue", "hugepages"];
-
 /// The kept entries of `dir`: not symbolic links (what they name is checked where
 /// it is), not `skip`, and those `keep` accepts.
 fn list(dir: &Path, skip: &Path, keep: impl Fn(&str, std::fs::FileType) -> bool) -> Vec<PathBuf> {
@@ -69,13 +64,15 @@ fn root_and_dev() -> &'static (Vec<PathBuf>, Vec<PathBuf>) {
     LISTS.get_or_init(|| {
         let dev = Path::new("/dev");
         let root = list(Path::new("/"), dev, |_, _| true);
+        // No directory: `pts`, `input`, `snd`, `dri`, `bus` hold devices, `shm`
+        // and `hugepages` other processes' shared memory (a process with a mount
+        // layer gets its own `/dev/shm`, see `MountOp::PrivateShm`), `mqueue`
+        // their queues.
         let dev = list(dev, Path::new("/dev/pts"), |name, t| {
-            if t.is_dir() {
-                DEV_DIRS.contains(&name)
-            } else if t.is_char_device() || t.is_block_device() {
+            if t.is_char_device() || t.is_block_device() {
                 DEV_NODES.contains(&name)
             } else {
-                true
+                !t.is_dir()
             }
         });
         (root, dev)
@@ -88,8 +85,8 @@ fn root_and_dev() -> &'static (Vec<PathBuf>, Vec<PathBuf>) {
 /// server's process could read around every `deny` entry). Such a rule keeps only
 /// its directory rights (listing, and for a writable root making and removing
 /// entries) on `/` and `/dev`; its file rights go to each other entry of `/`, and
-/// in `/dev` only to [`DEV_NODES`], [`DEV_DIRS`] and entries that are neither
-/// directories nor devices. Rules on `/dev/pts` or beneath are dropped: the
+/// in `/dev` only to [`DEV_NODES`] and entries that are neither directories nor
+/// devices. Rules on `/dev/pts` or beneath are dropped: the
 /// process's own terminal is granted by the caller, `/dev/pts/ptmx` here.
 fn fence_devices(
     rules: Vec<(PathBuf, BitFlags<AccessFs>)>,
