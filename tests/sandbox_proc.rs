@@ -524,3 +524,602 @@ fn contexts_that_cannot_be_enforced_or_decoded_are_refused() {
     let r = s.request("process/read", json!({"processId": "d"}));
     assert_error(&r, -32600, "unknown process id d");
 }
+
+// ---- Escapes through kernel objects no path rule covers (issue 14) -------------
+
+/// Who runs the server in [`each_user`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum User {
+    Root,
+    Nobody,
+}
+
+const NOBODY: (u32, u32) = (65534, 65534);
+
+impl User {
+    fn uid(self) -> u32 {
+        match self {
+            User::Root => 0,
+            User::Nobody => NOBODY.0,
+        }
+    }
+}
+
+/// Run `f` once against a server running as root and once against one running as
+/// `nobody`; for `nobody` the workspace (with its `.git`) belongs to nobody, as the
+/// mount layer needs for its own namespace mounts.
+fn each_user(name: &str, mut f: impl FnMut(User, &mut Server, &Dirs)) {
+    for user in [User::Root, User::Nobody] {
+        let d = Dirs::new(&format!("{name}-{user:?}"));
+        let mut s = match user {
+            User::Root => Server::ready(),
+            User::Nobody => {
+                for p in [&d.ws, &d.ws.join(".git"), &d.ws.join(".git/config")] {
+                    std::os::unix::fs::chown(p, Some(NOBODY.0), Some(NOBODY.1)).unwrap();
+                }
+                let mut s = Server::builder()
+                    .cwd("/")
+                    .run_as(NOBODY.0, NOBODY.1)
+                    .spawn();
+                s.initialize();
+                s
+            }
+        };
+        f(user, &mut s, &d);
+    }
+}
+
+/// A python3 prelude for probes: `t(name, f)` prints `name ok <value>` or
+/// `name denied <errno>`; `sc(nr, *args)` is a raw syscall raising OSError.
+const PY_PRELUDE: &str = "import ctypes, os, socket, array\n\
+libc = ctypes.CDLL(None, use_errno=True)\n\
+libc.syscall.restype = ctypes.c_long\n\
+def sc(nr, *args):\n    r = libc.syscall(nr, *args)\n    if r < 0:\n        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))\n    return r\n\
+def t(name, f):\n    try:\n        print(name, \"ok\", f())\n    except OSError as e:\n        print(name, \"denied\", e.errno)\n";
+
+/// Run a python3 probe (the prelude, then `body`) from a file in the workspace.
+fn probe(s: &mut Server, id: &str, d: &Dirs, sandbox: &Value, body: &str) -> Outcome {
+    let file = d.ws.join(format!("probe-{id}.py"));
+    fs::write(&file, format!("{PY_PRELUDE}{body}")).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    sh(
+        s,
+        id,
+        &d.ws,
+        sandbox,
+        &format!("exec python3 {}", file.display()),
+    )
+}
+
+/// Run a python3 snippet as `uid` (outside any sandbox); returns its trimmed stdout.
+fn py_as(uid: u32, code: &str) -> String {
+    use std::os::unix::process::CommandExt;
+    let out = std::process::Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(format!("{PY_PRELUDE}{code}"))
+        .uid(uid)
+        .gid(if uid == 0 { 0 } else { NOBODY.1 })
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python3 as {uid}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A `user` key in the user keyring of `uid`, invalidated when dropped.
+struct UserKey {
+    uid: u32,
+    serial: i64,
+}
+
+impl UserKey {
+    fn add(uid: u32, desc: &str, payload: &str) -> UserKey {
+        let out = py_as(
+            uid,
+            &format!(
+                "print(sc({}, b\"user\", b\"{desc}\", b\"{payload}\", {}, -4))",
+                libc::SYS_add_key,
+                payload.len()
+            ),
+        );
+        let serial = out.parse().unwrap_or_else(|_| panic!("add_key: {out}"));
+        UserKey { uid, serial }
+    }
+}
+
+impl Drop for UserKey {
+    fn drop(&mut self) {
+        // KEYCTL_INVALIDATE: nobody's key quota is small.
+        py_as(
+            self.uid,
+            &format!("sc({}, 21, {})", libc::SYS_keyctl, self.serial),
+        );
+    }
+}
+
+#[test]
+fn the_keyring_is_out_of_reach() {
+    each_user("keys", |user, s, d| {
+        let desc = harness::unique("tether-key");
+        let secret = format!("secret-{desc}");
+        let key = UserKey::add(user.uid(), &desc, &secret);
+        let serial = key.serial;
+        let body = format!(
+            "buf = ctypes.create_string_buffer(256)\n\
+t(\"read\", lambda: (lambda n: buf.raw[:n])(sc({keyctl}, 11, {serial}, buf, 256)))\n\
+t(\"user-keyring\", lambda: sc({keyctl}, 0, -4, 0))\n\
+t(\"search\", lambda: sc({keyctl}, 10, -4, b\"user\", b\"{desc}\", 0))\n\
+t(\"add\", lambda: sc({add_key}, b\"user\", b\"planted\", b\"x\", 1, -4))\n\
+t(\"request\", lambda: sc({request_key}, b\"user\", b\"{desc}\", None, 0))\n",
+            keyctl = libc::SYS_keyctl,
+            add_key = libc::SYS_add_key,
+            request_key = libc::SYS_request_key,
+        );
+        let o = probe(s, "k", d, &workspace_write(&d.ws), &body);
+        for name in ["read", "user-keyring", "search", "add", "request"] {
+            assert!(
+                o.stdout.contains(&format!("{name} denied 1\n")),
+                "{user:?} {name}: {}",
+                o.output
+            );
+        }
+        assert!(!o.output.contains(&secret), "{user:?}: {}", o.output);
+        // Network-only sandboxes (full disk write) too.
+        let mut net_only = workspace_write(&d.ws);
+        net_only["permissions"]["file_system"] = json!({"type": "unrestricted"});
+        let o = probe(s, "k2", d, &net_only, &body);
+        assert!(
+            o.stdout.contains("read denied 1\n"),
+            "{user:?}: {}",
+            o.output
+        );
+        assert!(!o.output.contains(&secret), "{user:?}: {}", o.output);
+        // Unsandboxed processes keep the keyring.
+        let o = probe(s, "k3", d, &Value::Null, &body);
+        assert!(o.output.contains(&secret), "{user:?}: {}", o.output);
+    });
+}
+
+/// A SysV shared memory segment made outside the sandbox, removed when dropped.
+struct Shm {
+    key: i32,
+    id: i32,
+    addr: *mut u8,
+}
+
+impl Shm {
+    fn new(owner: u32, content: &[u8]) -> Shm {
+        let key = 0x7e70_0000 | (std::process::id() as i32 & 0xffff);
+        // SAFETY: plain SysV calls on a segment this test owns.
+        unsafe {
+            let id = libc::shmget(key, 4096, libc::IPC_CREAT | libc::IPC_EXCL | 0o600);
+            assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+            let addr = libc::shmat(id, std::ptr::null(), 0) as *mut u8;
+            assert_ne!(addr as isize, -1);
+            std::ptr::copy_nonoverlapping(content.as_ptr(), addr, content.len());
+            // Hand it to the server's user, as a process of that user would have it.
+            let mut ds: libc::shmid_ds = std::mem::zeroed();
+            assert_eq!(libc::shmctl(id, libc::IPC_STAT, &mut ds), 0);
+            ds.shm_perm.uid = owner;
+            assert_eq!(libc::shmctl(id, libc::IPC_SET, &mut ds), 0);
+            Shm { key, id, addr }
+        }
+    }
+    fn content(&self, n: usize) -> Vec<u8> {
+        // SAFETY: the segment is 4096 bytes and attached for our lifetime.
+        unsafe { std::slice::from_raw_parts(self.addr, n).to_vec() }
+    }
+}
+
+impl Drop for Shm {
+    fn drop(&mut self) {
+        // SAFETY: detaching and removing our own segment.
+        unsafe {
+            libc::shmdt(self.addr as *const libc::c_void);
+            libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut());
+        }
+    }
+}
+
+#[test]
+fn sysv_ipc_and_message_queues_are_out_of_reach() {
+    each_user("ipc", |user, s, d| {
+        let shm = Shm::new(user.uid(), b"outside");
+        let mq_name = format!("/{}", harness::unique("tether-mq"));
+        let cname = std::ffi::CString::new(mq_name.clone()).unwrap();
+        // SAFETY: a queue this test owns, removed below.
+        let mq = unsafe {
+            libc::mq_open(
+                cname.as_ptr(),
+                libc::O_RDWR | libc::O_CREAT | libc::O_NONBLOCK,
+                0o666 as libc::mode_t,
+                std::ptr::null_mut::<libc::mq_attr>(),
+            )
+        };
+        assert!(mq >= 0, "mq_open: {}", std::io::Error::last_os_error());
+        let body = format!(
+            "libc.shmat.restype = ctypes.c_void_p\n\
+def attach(i):\n    a = libc.shmat(i, None, 0)\n    if a in (None, ctypes.c_void_p(-1).value):\n        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))\n    got = ctypes.string_at(a, 7); ctypes.memmove(a, b\"INSIDE!\", 7); return got\n\
+t(\"shmat-id\", lambda: attach({id}))\n\
+t(\"shmget-key\", lambda: attach(sc({shmget}, {key}, 0, 0)))\n\
+t(\"shmctl\", lambda: sc({shmctl}, {id}, 0, 0))\n\
+t(\"shmget-new\", lambda: sc({shmctl}, sc({shmget}, 0, 4096, 0o1600), 0, 0))\n\
+t(\"semget\", lambda: sc({semctl}, sc({semget}, 0, 1, 0o1600), 0, 0))\n\
+t(\"msgget\", lambda: sc({msgctl}, sc({msgget}, 0, 0o1600), 0, 0))\n\
+t(\"mq_open\", lambda: sc({mq_open}, b\"{mq}\", os.O_RDWR, 0, None))\n\
+t(\"mq_open-new\", lambda: (sc({mq_open}, b\"{mq}-new\", os.O_RDWR | os.O_CREAT, 0o600, None), sc({mq_unlink}, b\"{mq}-new\")))\n\
+t(\"mq_unlink\", lambda: sc({mq_unlink}, b\"{mq}\"))\n",
+            id = shm.id,
+            key = shm.key,
+            shmget = libc::SYS_shmget,
+            shmctl = libc::SYS_shmctl,
+            semget = libc::SYS_semget,
+            semctl = libc::SYS_semctl,
+            msgctl = libc::SYS_msgctl,
+            msgget = libc::SYS_msgget,
+            mq_open = libc::SYS_mq_open,
+            mq_unlink = libc::SYS_mq_unlink,
+            mq = &mq_name[1..],
+        );
+        for (id, sandbox) in [
+            ("w", workspace_write(&d.ws)),
+            ("n", {
+                let mut v = workspace_write(&d.ws);
+                v["permissions"]["file_system"] = json!({"type": "unrestricted"});
+                v
+            }),
+        ] {
+            let o = probe(s, id, d, &sandbox, &body);
+            for name in [
+                "shmat-id",
+                "shmget-key",
+                "shmctl",
+                "shmget-new",
+                "semget",
+                "msgget",
+                "mq_open",
+                "mq_open-new",
+                "mq_unlink",
+            ] {
+                assert!(
+                    o.stdout.contains(&format!("{name} denied 1\n")),
+                    "{user:?} {id} {name}: {}",
+                    o.output
+                );
+            }
+            assert_eq!(shm.content(7), b"outside", "{user:?} {id}: {}", o.output);
+        }
+        // The queue is still there; unsandboxed processes keep SysV IPC.
+        // SAFETY: our own queue.
+        unsafe {
+            assert_eq!(libc::mq_close(mq), 0);
+            assert_eq!(libc::mq_unlink(cname.as_ptr()), 0, "the queue was removed");
+        }
+        let attach_only = body.split("t(\"shmget-key").next().unwrap();
+        let o = probe(s, "u", d, &Value::Null, attach_only);
+        assert!(
+            o.stdout.contains("shmat-id ok b'outside'"),
+            "{user:?}: {}",
+            o.output
+        );
+        assert_eq!(shm.content(7), b"INSIDE!");
+    });
+}
+
+#[test]
+fn unix_datagrams_do_not_reach_outside_sockets() {
+    each_user("dgram", |user, s, d| {
+        let path = d.out.join("dgram.sock");
+        let outside = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        outside.set_nonblocking(true).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o777)).unwrap();
+        let body = format!(
+            "path = \"{path}\"\n\
+rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array(\"i\", [0]))]\n\
+def send(s, tag):\n    return s.sendmsg([tag], rights, 0, path)\n\
+t(\"socket\", lambda: send(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM), b\"socket\"))\n\
+t(\"socket-flags\", lambda: send(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC), b\"flags\"))\n\
+t(\"socket-raw\", lambda: send(socket.socket(socket.AF_UNIX, socket.SOCK_RAW), b\"raw\"))\n\
+t(\"pair\", lambda: send(socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)[0], b\"pair\"))\n\
+t(\"pair-raw\", lambda: send(socket.socketpair(socket.AF_UNIX, socket.SOCK_RAW | socket.SOCK_CLOEXEC)[0], b\"pair-raw\"))\n\
+t(\"stream\", lambda: send(socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)[0], b\"stream\"))\n\
+t(\"seqpacket\", lambda: send(socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)[0], b\"seqpacket\"))\n",
+            path = path.display()
+        );
+        let o = probe(s, "g", d, &workspace_write(&d.ws), &body);
+        for name in ["socket", "socket-flags", "socket-raw", "pair", "pair-raw"] {
+            assert!(
+                o.stdout.contains(&format!("{name} denied 1\n")),
+                "{user:?} {name}: {}",
+                o.output
+            );
+        }
+        // Stream and seqpacket sockets do not send to an address.
+        for name in ["stream", "seqpacket"] {
+            assert!(
+                o.stdout.contains(&format!("{name} denied ")),
+                "{user:?} {name}: {}",
+                o.output
+            );
+        }
+        let mut buf = [0u8; 64];
+        assert!(
+            outside.recv(&mut buf).is_err(),
+            "{user:?}: a datagram got through: {:?} {}",
+            String::from_utf8_lossy(&buf),
+            o.output
+        );
+        // With the network enabled datagram sockets stay available.
+        let mut enabled = workspace_write(&d.ws);
+        enabled["permissions"]["network"] = json!("enabled");
+        let o = probe(s, "e", d, &enabled, &body);
+        assert!(o.stdout.contains("pair ok"), "{user:?}: {}", o.output);
+        assert!(outside.recv(&mut buf).is_ok(), "{user:?}: {}", o.output);
+    });
+}
+
+#[test]
+fn common_tools_still_work_with_the_network_restricted() {
+    each_user("tools", |user, s, d| {
+        let body = "import multiprocessing as mp, subprocess\n\
+def child(c):\n    c.send(c.recv() * 2)\n\
+def duplex():\n    a, b = mp.Pipe()\n    p = mp.Process(target=child, args=(b,)); p.start(); a.send(21); r = a.recv(); p.join(); return r\n\
+def simplex():\n    r, w = mp.Pipe(duplex=False); w.send(\"one way\"); return r.recv()\n\
+def pairs():\n    out = []\n    for ty in (socket.SOCK_STREAM, socket.SOCK_SEQPACKET):\n        a, b = socket.socketpair(socket.AF_UNIX, ty); a.sendmsg([b\"x\"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array(\"i\", [0]))]); out.append(b.recv(1))\n    return out\n\
+def queue():\n    q = mp.Queue(); q.put(\"queued\"); return q.get(timeout=20)\n\
+def pool():\n    with mp.Pool(2) as p:\n        return p.map(abs, [-1, -2, -3])\n\
+def git():\n    cmd = \"mkdir repo && cd repo && git init -q && echo a > a && git add a && git -c user.name=t -c user.email=t@t commit -qm m && git log --format=%s\"\n    return subprocess.run([\"sh\", \"-c\", cmd], capture_output=True, text=True, env=dict(os.environ, HOME=os.getcwd(), PATH=\"/usr/local/bin:/usr/bin:/bin\")).stdout.strip()\n\
+if __name__ == \"__main__\":\n    t(\"duplex\", duplex)\n    t(\"simplex\", simplex)\n    t(\"pairs\", pairs)\n    t(\"queue\", queue)\n    t(\"pool\", pool)\n    t(\"git\", git)\n";
+        let o = probe(s, "t", d, &workspace_write(&d.ws), body);
+        for want in [
+            "duplex ok 42\n",
+            "simplex ok one way\n",
+            "pairs ok [b'x', b'x']\n",
+            "queue ok queued\n",
+            "pool ok [1, 2, 3]\n",
+            "git ok m\n",
+        ] {
+            assert!(o.stdout.contains(want), "{user:?} {want}: {}", o.output);
+        }
+    });
+}
+
+/// x32 numbers (bit 30 set) would name the same calls with the same audit
+/// architecture on kernels built with the x32 ABI, stepping around every rule.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn x32_syscall_numbers_are_refused() {
+    let d = Dirs::new("x32");
+    let mut s = Server::ready();
+    let body = format!(
+        "t(\"x32-getpid\", lambda: sc({}))\nt(\"x32-keyctl\", lambda: sc({}, 0, -4, 0))\n",
+        0x4000_0000 + libc::SYS_getpid,
+        0x4000_0000 + libc::SYS_keyctl
+    );
+    let o = probe(&mut s, "x", &d, &workspace_write(&d.ws), &body);
+    assert!(o.stdout.contains("x32-getpid denied 1\n"), "{}", o.output);
+    assert!(o.stdout.contains("x32-keyctl denied 1\n"), "{}", o.output);
+}
+
+/// A pseudo-terminal pair opened outside the sandbox (another user's session).
+struct OutsidePty {
+    master: std::os::fd::OwnedFd,
+    slave: std::os::fd::OwnedFd,
+    name: PathBuf,
+}
+
+impl OutsidePty {
+    fn open(owner: u32) -> OutsidePty {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let (mut m, mut s) = (-1, -1);
+        // SAFETY: openpty fills two descriptors we then own.
+        let r = unsafe {
+            libc::openpty(
+                &mut m,
+                &mut s,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: fresh descriptors from openpty.
+        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+        let name = fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd())).unwrap();
+        std::os::unix::fs::chown(&name, Some(owner), None).unwrap();
+        OutsidePty {
+            master,
+            slave,
+            name,
+        }
+    }
+}
+
+#[test]
+fn other_terminals_and_devices_are_out_of_reach() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    each_user("pts", |user, s, d| {
+        let pty = OutsidePty::open(user.uid());
+        // Another process's POSIX shared memory.
+        let shm = PathBuf::from(format!("/dev/shm/{}", harness::unique("tether-shm")));
+        fs::write(&shm, "shm-secret").unwrap();
+        std::os::unix::fs::chown(&shm, Some(user.uid()), None).unwrap();
+        // Typed into the other session, waiting to be read there.
+        fs::File::from(pty.master.try_clone().unwrap())
+            .write_all(b"typed-secret\n")
+            .unwrap();
+        let body = format!(
+            "def rd(p):\n    fd = os.open(p, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)\n    try:\n        return os.read(fd, 64)\n    except BlockingIOError:\n        return b\"\"\n\
+t(\"read\", lambda: rd(\"{pts}\"))\n\
+t(\"write\", lambda: os.write(os.open(\"{pts}\", os.O_WRONLY | os.O_NOCTTY), b\"injected\\n\"))\n\
+t(\"proc-fd\", lambda: rd(\"/proc/{pid}/fd/{fd}\"))\n\
+t(\"console\", lambda: rd(\"/dev/console\"))\n\
+t(\"tty1\", lambda: rd(\"/dev/tty1\"))\n\
+t(\"vcs\", lambda: rd(\"/dev/vcs\"))\n\
+t(\"disk\", lambda: rd(\"/dev/{disk}\"))\n\
+t(\"list\", lambda: \"ptmx\" in os.listdir(\"/dev/pts\"))\n\
+t(\"urandom\", lambda: len(open(\"/dev/urandom\", \"rb\").read(4)))\n\
+t(\"null\", lambda: open(\"/dev/null\", \"w\").write(\"x\"))\n\
+t(\"shm\", lambda: len(os.listdir(\"/dev/shm\")) >= 0)\n\
+t(\"host-shm\", lambda: open(\"{shm}\").read())\n\
+t(\"host-shm-write\", lambda: open(\"{shm}\", \"w\").write(\"x\"))\n\
+t(\"etc\", lambda: len(open(\"/etc/passwd\").read()) > 0)\n",
+            pts = pty.name.display(),
+            pid = std::process::id(),
+            fd = pty.slave.as_raw_fd(),
+            shm = shm.display(),
+            disk = ["vda", "sda", "nvme0n1", "xvda"]
+                .into_iter()
+                .find(|n| Path::new("/dev").join(n).exists())
+                .unwrap_or("vda"),
+        );
+        let o = probe(s, "p", d, &workspace_write(&d.ws), &body);
+        let shm_text = fs::read_to_string(&shm).unwrap();
+        let _ = fs::remove_file(&shm);
+        assert_eq!(shm_text, "shm-secret", "{user:?}: {}", o.output);
+        for name in [
+            "read", "write", "proc-fd", "console", "tty1", "vcs", "disk", "host-shm",
+        ] {
+            assert!(
+                o.stdout.contains(&format!("{name} denied ")),
+                "{user:?} {name}: {}",
+                o.output
+            );
+        }
+        for want in ["read denied 13\n", "write denied 13\n"] {
+            assert!(o.stdout.contains(want), "{user:?} {want}: {}", o.output);
+        }
+        for want in [
+            "list ok True\n",
+            "urandom ok 4\n",
+            "null ok 1\n",
+            "shm ok True\n",
+            "etc ok True\n",
+        ] {
+            assert!(o.stdout.contains(want), "{user:?} {want}: {}", o.output);
+        }
+        // The input is still there for its own session, and nothing was injected.
+        let mut slave = fs::File::from(pty.slave.try_clone().unwrap());
+        let mut buf = [0u8; 64];
+        let n = slave.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"typed-secret\n", "{user:?}");
+
+        // The process's own terminal keeps working; the directory may be listed.
+        let script = "t=$(tty); echo \"own=$t\"; echo via-path > \"$t\"; ls /dev/pts >/dev/null && echo listed";
+        let r = s.start_ok(
+            "own",
+            &["/bin/sh", "-c", script],
+            json!({"cwd": uri(&d.ws), "sandbox": workspace_write(&d.ws), "tty": true}),
+        );
+        assert_eq!(r["sandboxType"], "linuxSeccomp");
+        let run = harness::Run::from_events(s.collect_until_closed("own"));
+        let out = run.pty_str();
+        assert!(out.contains("own=/dev/pts/"), "{user:?}: {out}");
+        assert!(out.contains("via-path"), "{user:?}: {out}");
+        assert!(out.contains("listed"), "{user:?}: {out}");
+    });
+}
+
+#[test]
+fn protected_names_hold_whatever_they_are() {
+    each_user("names", |user, s, d| {
+        let own = |p: &Path| {
+            std::os::unix::fs::lchown(p, Some(user.uid()), Some(user.uid())).unwrap();
+        };
+        // `.codex` is a link to a directory of the workspace, `.agents` a file,
+        // `.aws` missing (and `.git` a directory, from `Dirs`).
+        fs::create_dir(d.ws.join("real-codex")).unwrap();
+        fs::write(d.ws.join("real-codex/config.toml"), "model = \"x\"\n").unwrap();
+        std::os::unix::fs::symlink("real-codex", d.ws.join(".codex")).unwrap();
+        fs::write(d.ws.join(".agents"), "agents\n").unwrap();
+        fs::create_dir(d.ws.join("evil")).unwrap();
+        for p in [
+            "real-codex",
+            "real-codex/config.toml",
+            ".codex",
+            ".agents",
+            "evil",
+        ] {
+            own(&d.ws.join(p));
+        }
+        let script = "cat .codex/config.toml; rm .codex; rm -rf .codex; mv .codex moved; \
+ln -s evil new-link && mv -T new-link .codex; ln -sfn evil .codex; \
+echo x > .codex/new; echo y >> .codex/config.toml; \
+rm .agents; mv .agents moved-agents; echo z > .agents; \
+ln -s evil .aws; mkdir .aws; echo ok > fine.txt";
+        let o = sh(s, "n", &d.ws, &workspace_write(&d.ws), script);
+        assert!(
+            o.stdout.starts_with("model = \"x\"\n"),
+            "{user:?}: {}",
+            o.output
+        );
+        assert_eq!(
+            fs::read_link(d.ws.join(".codex")).unwrap(),
+            Path::new("real-codex"),
+            "{user:?}: {}",
+            o.output
+        );
+        assert_eq!(
+            fs::read_to_string(d.ws.join("real-codex/config.toml")).unwrap(),
+            "model = \"x\"\n",
+            "{user:?}: {}",
+            o.output
+        );
+        assert!(
+            !d.ws.join("real-codex/new").exists(),
+            "{user:?}: {}",
+            o.output
+        );
+        assert_eq!(
+            fs::read_to_string(d.ws.join(".agents")).unwrap(),
+            "agents\n"
+        );
+        assert!(!d.ws.join(".aws").exists(), "{user:?}: {}", o.output);
+        assert!(!d.ws.join("moved").exists() && !d.ws.join("moved-agents").exists());
+        assert_eq!(fs::read_dir(d.ws.join("evil")).unwrap().count(), 0);
+        assert_eq!(fs::read_to_string(d.ws.join("fine.txt")).unwrap(), "ok\n");
+    });
+}
+
+#[test]
+fn a_dangling_protected_link_is_refused_in_strict_mode() {
+    let d = Dirs::new("dangling");
+    std::os::unix::fs::symlink("not-yet", d.ws.join(".codex")).unwrap();
+    let mut s = Server::ready();
+    let p = s.start_params(
+        "s",
+        &["/bin/sh", "-c", "mkdir not-yet"],
+        json!({"cwd": uri(&d.ws), "sandbox": workspace_write(&d.ws)}),
+    );
+    let r = s.request("process/start", p);
+    assert_error(
+        &r,
+        -32600,
+        &format!(
+            "sandbox cannot be enforced: cannot protect `{}` because it is a symbolic link to a missing path; set sandboxMode to \"best-effort\" to run anyway",
+            d.ws.join(".codex").display()
+        ),
+    );
+    assert!(!d.ws.join("not-yet").exists());
+    // Best-effort runs, says so, and still pins the link itself.
+    let r = s.start_ok(
+        "b",
+        &["/bin/sh", "-c", "rm .codex; ln -sfn /etc .codex"],
+        json!({"cwd": uri(&d.ws), "sandbox": workspace_write(&d.ws), "sandboxMode": "best-effort"}),
+    );
+    assert_eq!(
+        r["sandbox"]["unenforced"],
+        json!([format!("readOnlyPath:{}", d.ws.join(".codex").display())]),
+        "{r}"
+    );
+    s.collect_until_closed("b");
+    assert_eq!(
+        fs::read_link(d.ws.join(".codex")).unwrap(),
+        Path::new("not-yet")
+    );
+}

@@ -757,7 +757,7 @@ unsafe fn child_main(c: &ChildCtx<'_>) -> ! {
         from = t + 1;
     }
     if let Some(plan) = c.mount {
-        if let Err(e) = crate::sandbox::mount::apply(plan) {
+        if let Err(e) = crate::sandbox::mount::apply(plan, landlock) {
             fail_at(err_fd, STAGE_MOUNT, e);
         }
     }

@@ -7,7 +7,9 @@ use landlock::{
     RulesetCreatedAttr, Scope, ABI,
 };
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// The ABI at which Tether handles every right it knows (scopes included).
 pub const FULL_ABI: u32 = 6;
@@ -32,6 +34,96 @@ fn rule_for(path: &Path, access: BitFlags<AccessFs>, abi: ABI) -> Option<PathBen
         access & AccessFs::from_file(abi)
     };
     Some(PathBeneath::new(fd, access))
+}
+
+/// Device nodes of `/dev` that a rule covering `/dev` keeps.
+const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty", "ptmx"];
+/// The kept entries of `dir`: not symbolic links (what they name is checked where
+/// it is), not `skip`, and those `keep` accepts.
+fn list(dir: &Path, skip: &Path, keep: impl Fn(&str, std::fs::FileType) -> bool) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let Ok(t) = e.file_type() else { continue };
+        let path = e.path();
+        if !t.is_symlink() && path != skip && keep(e.file_name().to_str().unwrap_or(""), t) {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Entries of `/` other than `/dev`, and the entries of `/dev` a rule covering it
+/// keeps: listed once per server, as entries directly in `/` and `/dev` seldom
+/// change (one made later is not granted). They are opened at each spawn, so a
+/// file system mounted on one of them later is covered.
+fn root_and_dev() -> &'static (Vec<PathBuf>, Vec<PathBuf>) {
+    static LISTS: OnceLock<(Vec<PathBuf>, Vec<PathBuf>)> = OnceLock::new();
+    LISTS.get_or_init(|| {
+        let dev = Path::new("/dev");
+        let root = list(Path::new("/"), dev, |_, _| true);
+        // No directory: `pts`, `input`, `snd`, `dri`, `bus` hold devices, `shm`
+        // and `hugepages` other processes' shared memory (a process with a mount
+        // layer gets its own `/dev/shm`, see `MountOp::PrivateShm`), `mqueue`
+        // their queues.
+        let dev = list(dev, Path::new("/dev/pts"), |name, t| {
+            if t.is_char_device() || t.is_block_device() {
+                DEV_NODES.contains(&name)
+            } else {
+                !t.is_dir()
+            }
+        });
+        (root, dev)
+    })
+}
+
+/// Landlock only adds rights, and a rule on a directory covers everything beneath
+/// it. A rule on `/` or `/dev` would therefore reach every terminal in `/dev/pts`,
+/// the virtual consoles, serial lines, input devices and raw disks (which a root
+/// server's process could read around every `deny` entry). Such a rule keeps only
+/// its directory rights (listing, and for a writable root making and removing
+/// entries) on `/` and `/dev`; its file rights go to each other entry of `/`, and
+/// in `/dev` only to [`DEV_NODES`] and entries that are neither directories nor
+/// devices. Rules on `/dev/pts` or beneath are dropped: the
+/// process's own terminal is granted by the caller, `/dev/pts/ptmx` here.
+fn fence_devices(
+    rules: Vec<(PathBuf, BitFlags<AccessFs>)>,
+    abi: ABI,
+) -> Vec<(PathBuf, BitFlags<AccessFs>)> {
+    let dev = Path::new("/dev");
+    let pts = Path::new("/dev/pts");
+    let file_rights = AccessFs::from_file(abi);
+    let mut out = Vec::with_capacity(rules.len());
+    for (path, access) in rules {
+        if path.starts_with(pts) {
+            continue;
+        }
+        if !dev.starts_with(&path) || (access & file_rights).is_empty() {
+            out.push((path, access));
+            continue;
+        }
+        let (root_entries, dev_entries) = root_and_dev();
+        let dir_rights = access & !file_rights;
+        if path == Path::new("/") {
+            out.extend(root_entries.iter().map(|e| (e.clone(), access)));
+            if !dir_rights.is_empty() {
+                out.push((path, dir_rights));
+            }
+        }
+        out.extend(dev_entries.iter().map(|e| (e.clone(), access)));
+        if !dir_rights.is_empty() {
+            out.push((dev.into(), dir_rights));
+        }
+        out.push((pts.join("ptmx"), access & file_rights));
+    }
+    out
+}
+
+/// Every filesystem right of `abi`, as the bits of a Landlock rule.
+pub fn all_rights(abi: u32) -> u64 {
+    AccessFs::from_all(abi_of(abi)).bits()
 }
 
 /// Build the ruleset for a restricted policy. `extra_tty` is a terminal device the
@@ -59,33 +151,34 @@ pub fn prepare(
         };
         rs = rs.scope(scopes).map_err(err)?;
     }
-    let mut rules: Vec<(&Path, BitFlags<AccessFs>)> = Vec::new();
+    let mut rules: Vec<(PathBuf, BitFlags<AccessFs>)> = Vec::new();
     if r.full_read() {
-        rules.push((Path::new("/"), read));
+        rules.push(("/".into(), read));
     } else {
         for root in r.roots(Access::Read) {
-            rules.push((root, read));
+            rules.push((root.into(), read));
         }
         for p in ["/dev/random", "/dev/urandom", "/proc"] {
-            rules.push((Path::new(p), read));
+            rules.push((p.into(), read));
         }
     }
     for root in r.roots(Access::Write) {
-        rules.push((root, all));
+        rules.push((root.into(), all));
     }
+    let mut rules = fence_devices(rules, abi);
     let dev_rw = read | AccessFs::WriteFile | (all & AccessFs::Truncate);
     for p in ["/dev/null", "/dev/zero", "/dev/full"] {
-        rules.push((Path::new(p), dev_rw));
+        rules.push((p.into(), dev_rw));
     }
     let tty_rw = read | AccessFs::WriteFile | (all & AccessFs::IoctlDev);
-    rules.push((Path::new("/dev/tty"), tty_rw));
+    rules.push(("/dev/tty".into(), tty_rw));
     if let Some(t) = extra_tty {
-        rules.push((t, tty_rw));
+        rules.push((t.into(), tty_rw));
     }
     let mut created = rs.create().map_err(err)?;
     for (path, access) in rules {
         // A root that does not exist grants nothing.
-        if let Some(rule) = rule_for(path, access, abi) {
+        if let Some(rule) = rule_for(&path, access, abi) {
             created = created.add_rule(rule).map_err(err)?;
         }
     }

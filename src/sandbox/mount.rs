@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -15,6 +16,13 @@ pub enum MountOp {
     DenyDir(CString),
     /// An empty mode-000 file bound read-only over a file.
     DenyFile { path: CString, placeholder: CString },
+    /// A symbolic link bound onto itself (the link, not what it names), so that it
+    /// cannot be removed, renamed or replaced (`EBUSY`).
+    PinLink(CString),
+    /// A fresh tmpfs on `/dev/shm` for this process alone (POSIX shared memory and
+    /// semaphores), granted these Landlock rights once mounted: a rule made before
+    /// would sit on the hidden host directory, which Landlock's walk skips.
+    PrivateShm { access: u64 },
 }
 
 pub struct MountPlan {
@@ -45,6 +53,13 @@ impl MountPlan {
     }
     pub fn deny_dir(&mut self, p: &Path) {
         self.ops.push(MountOp::DenyDir(cstr(p)));
+    }
+    /// Give the process its own `/dev/shm` with Landlock `access` (bits).
+    pub fn private_shm(&mut self, access: u64) {
+        self.ops.push(MountOp::PrivateShm { access });
+    }
+    pub fn pin_link(&mut self, p: &Path) {
+        self.ops.push(MountOp::PinLink(cstr(p)));
     }
     pub fn deny_file(&mut self, p: &Path, placeholder: &Path) {
         self.ops.push(MountOp::DenyFile {
@@ -190,11 +205,91 @@ unsafe fn remount_ro(path: &std::ffi::CStr) -> Result<(), i32> {
     Ok(())
 }
 
-/// In the child: enter the namespaces and make the mounts. Returns the errno.
+/// Bind the symbolic link at `path` onto itself with the new mount API: `mount(2)`
+/// follows a final link in both paths, `open_tree` with `AT_SYMLINK_NOFOLLOW` and
+/// `move_mount` without `MOVE_MOUNT_T_SYMLINKS` do not, so the mount sits on the
+/// link's own entry; lookups still follow it to the same target.
+unsafe fn pin_link(path: &std::ffi::CStr) -> Result<(), i32> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    let flags = OPEN_TREE_CLONE
+        | libc::O_CLOEXEC as libc::c_uint
+        | libc::AT_SYMLINK_NOFOLLOW as libc::c_uint;
+    let fd = libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags);
+    if fd < 0 {
+        return Err(*libc::__errno_location());
+    }
+    let r = libc::syscall(
+        libc::SYS_move_mount,
+        fd as libc::c_int,
+        c"".as_ptr(),
+        libc::AT_FDCWD,
+        path.as_ptr(),
+        MOVE_MOUNT_F_EMPTY_PATH,
+    );
+    let e = *libc::__errno_location();
+    libc::close(fd as libc::c_int);
+    if r < 0 {
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Mount a private tmpfs on `/dev/shm` and add a rule granting `access` beneath it
+/// to the Landlock ruleset `ruleset` (not yet enforced).
+unsafe fn private_shm(access: u64, ruleset: Option<RawFd>) -> Result<(), i32> {
+    #[repr(C, packed)]
+    struct PathBeneathAttr {
+        allowed_access: u64,
+        parent_fd: i32,
+    }
+    const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
+    let shm = c"/dev/shm";
+    if libc::mount(
+        c"tmpfs".as_ptr(),
+        shm.as_ptr(),
+        c"tmpfs".as_ptr(),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        c"mode=1777".as_ptr().cast(),
+    ) < 0
+    {
+        return Err(*libc::__errno_location());
+    }
+    let Some(ruleset) = ruleset else {
+        return Ok(());
+    };
+    let fd = libc::open(
+        shm.as_ptr(),
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+    );
+    if fd < 0 {
+        return Err(*libc::__errno_location());
+    }
+    let attr = PathBeneathAttr {
+        allowed_access: access,
+        parent_fd: fd,
+    };
+    let r = libc::syscall(
+        libc::SYS_landlock_add_rule,
+        ruleset,
+        LANDLOCK_RULE_PATH_BENEATH,
+        &attr as *const PathBeneathAttr,
+        0u32,
+    );
+    let e = *libc::__errno_location();
+    libc::close(fd);
+    if r < 0 {
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// In the child: enter the namespaces and make the mounts; `ruleset` is the
+/// Landlock ruleset still to be enforced. Returns the errno.
 ///
 /// # Safety
 /// Only for a freshly forked, single-threaded child.
-pub unsafe fn apply(plan: &MountPlan) -> Result<(), i32> {
+pub unsafe fn apply(plan: &MountPlan, ruleset: Option<RawFd>) -> Result<(), i32> {
     let errno = || *libc::__errno_location();
     if plan.userns {
         if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) < 0 {
@@ -276,6 +371,8 @@ pub unsafe fn apply(plan: &MountPlan) -> Result<(), i32> {
                 }
                 remount_ro(path)?;
             }
+            MountOp::PinLink(p) => pin_link(p)?,
+            MountOp::PrivateShm { access } => private_shm(*access, ruleset)?,
         }
     }
     Ok(())

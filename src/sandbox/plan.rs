@@ -161,6 +161,26 @@ pub fn plan_process(
                             .map_err(|e| format!("cannot create a placeholder: {e}"))?;
                         plan.deny_file(p, &ph);
                     }
+                    // A link: what it names is made read-only (a bind follows the
+                    // link), and the link itself is pinned so that it cannot be
+                    // removed or replaced. What a dangling link names could be made
+                    // through it (or beside it), so strict mode refuses.
+                    Ok(m) if m.file_type().is_symlink() => {
+                        if p.exists() {
+                            plan.read_only(p);
+                        } else if mode == Mode::Strict {
+                            mount::release_placeholders(&placeholders);
+                            return Err(format!(
+                                "cannot protect `{}` because it is a symbolic link to a missing path; set sandboxMode to \"best-effort\" to run anyway",
+                                p.display()
+                            ));
+                        } else {
+                            report
+                                .unenforced
+                                .push(format!("readOnlyPath:{}", p.display()));
+                        }
+                        plan.pin_link(p);
+                    }
                     Ok(_) => plan.read_only(p),
                     Err(_) => {
                         if p.parent().is_some_and(Path::exists) {
@@ -187,6 +207,11 @@ pub fn plan_process(
                 }
             }
             report.mount_namespace = !plan.ops.is_empty();
+            // With a mount namespace anyway, the process gets its own /dev/shm
+            // (the host's is not granted: other processes' shared memory).
+            if report.mount_namespace && Path::new("/dev/shm").is_dir() {
+                plan.private_shm(super::landlock::all_rights(host.landlock_abi));
+            }
         }
     }
     let mount = (!plan.ops.is_empty()).then_some(plan);
