@@ -215,10 +215,13 @@ fn sandboxed_remove_of_the_root_is_refused() {
         );
     }
     canaries_intact(&mut s);
-    // The helper did run and may write where the context allows.
+    // The helper did run and may write where the context allows (below an
+    // entry of `/`: file rights on `/` itself are not granted, so that a rule on
+    // `/` cannot reach other terminals or disks in /dev; docs/protocol.md
+    // "Sandbox").
     s.call(
         "fs/writeFile",
-        json!({"path": "/new", "dataBase64": b64(b"x"), "sandbox": sb}),
+        json!({"path": "/etc/new", "dataBase64": b64(b"x"), "sandbox": sb}),
     );
     canaries_intact(&mut s);
 }
