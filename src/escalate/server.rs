@@ -1,14 +1,14 @@
 //! The escalation server of one managed shell (PROTOCOL.md §10.3): it receives
-//! stream ends on the shell's datagram socket, answers each wrapper
-//! concurrently, asks the client for `prompt` decisions (§10.4) and runs
+//! stream ends on the shell's seqpacket socket, answers each wrapper
+//! concurrently (at most [`MAX_STREAMS`] at once), asks the client for `prompt` decisions (§10.4) and runs
 //! escalated commands itself, outside the shell's sandbox, through the same
 //! spawner and reaper as every other child.
 
-use super::policy::{resolve, Decision, Policy};
+use super::policy::{resolve, Confinement, Decision, Policy};
 use super::wire::{
     Action, AsyncDatagram, AsyncStream, ExecRequest, ExecResponse, ExitMessage, FdsMessage,
 };
-use crate::process::env_policy::{Env, ESCALATION_VARS};
+use crate::process::env_policy::Env;
 use crate::process::group::{exit_code, kill_group};
 use crate::process::spawn::{SpawnError, SpawnSpec, Spawner, MAX_TARGET_FD};
 use crate::protocol::escalation::{
@@ -18,20 +18,30 @@ use crate::protocol::paths::to_uri;
 use crate::server::requests::{RequestError, ServerRequests};
 use std::collections::HashSet;
 use std::io::Write;
-use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 pub const REASON_FORBIDDEN: &str = "Execution forbidden by policy";
 pub const REASON_DECLINED: &str = "User declined execution";
 pub const REASON_CANCELLED: &str = "User cancelled execution";
+/// Wrapper streams of one shell served at once; a handshake beyond them gets
+/// [`REASON_BUSY`] and its stream is closed.
+pub const MAX_STREAMS: usize = 64;
+pub const REASON_BUSY: &str = "too many escalation requests at once (at most 64 per shell)";
 
 /// Escalation state of one managed process.
 pub struct Escalation {
     process_id: String,
     policy: Policy,
+    /// Where the shell could write: decides which programs are trusted.
+    confinement: Confinement,
+    /// The environment the shell was started with (the source of the variables
+    /// an escalated command never takes from the shell's request).
+    start_env: Env,
+    /// Permits for wrapper streams in flight.
+    streams: Arc<Semaphore>,
     spawner: Spawner,
     requests: Arc<ServerRequests>,
     /// Process groups of the escalated commands that are running.
@@ -62,12 +72,17 @@ impl Escalation {
     pub fn new(
         process_id: String,
         params: &EscalationParams,
+        confinement: Confinement,
+        start_env: Env,
         spawner: Spawner,
         requests: Arc<ServerRequests>,
     ) -> Arc<Self> {
         Arc::new(Escalation {
             process_id,
             policy: Policy::new(params),
+            confinement,
+            start_env,
+            streams: Arc::new(Semaphore::new(MAX_STREAMS)),
             spawner,
             requests,
             running: Mutex::new(HashSet::new()),
@@ -123,9 +138,18 @@ impl Escalation {
                 match got {
                     Ok((_, mut fds)) if fds.len() == 1 => {
                         let stream = fds.remove(0);
+                        let Ok(permit) = me.streams.clone().try_acquire_owned() else {
+                            refuse_busy(&stream);
+                            continue;
+                        };
                         let me = me.clone();
-                        tokio::spawn(async move { me.serve_stream(stream).await });
+                        tokio::spawn(async move {
+                            me.serve_stream(stream).await;
+                            drop(permit);
+                        });
                     }
+                    // Every holder of the shell's end closed it.
+                    Ok((0, fds)) if fds.is_empty() => break,
                     Ok((n, fds)) => tracing::warn!(
                         process = %me.process_id,
                         "escalation datagram of {n} bytes with {} descriptors ignored",
@@ -156,13 +180,14 @@ impl Escalation {
         };
         let workdir = Path::new("/").join(&req.workdir);
         let file = resolve(&workdir, &req.file);
-        let action = match self.policy.decide(&file, &req.argv) {
+        let prog = self.confinement.judge(&file);
+        let action = match self.policy.decide(&prog, &req.argv) {
             Decision::Run => Action::Run,
             Decision::Escalate => Action::Escalate,
             Decision::Forbidden => deny(REASON_FORBIDDEN),
             Decision::Prompt => self.ask(&stream, &file, &workdir, &req.argv).await,
         };
-        tracing::debug!(process = %id, file = %file.display(), argv = ?req.argv, ?action, "exec decision");
+        tracing::debug!(process = %id, file = %file.display(), real = ?prog.real, trusted = prog.trusted, argv = ?req.argv, ?action, "exec decision");
         let escalate = action == Action::Escalate;
         if let Err(e) = stream.send_frame(&ExecResponse { action }).await {
             return tracing::debug!(process = %id, "sending the decision: {e}");
@@ -260,13 +285,13 @@ impl Escalation {
         {
             return tracing::warn!(process = %id, "bad descriptor numbers {:?}", msg.fds);
         }
-        let stderr = msg
+        let mut stderr = msg
             .fds
             .iter()
             .position(|t| *t == 2)
             .and_then(|i| fds[i].try_clone().ok());
         let given: Vec<(i32, OwnedFd)> = msg.fds.iter().copied().zip(fds).collect();
-        let env = command_env(&req);
+        let env = super::env::escalated_env(std::env::vars_os(), &req.env, &self.start_env);
         let code = match SpawnSpec::exact(file, &req.argv, &env, workdir, given) {
             Err(e) => report_failure(stderr, file, &e.0, 126),
             Ok(spec) => match self.spawner.spawn_exact(spec).await {
@@ -280,6 +305,8 @@ impl Escalation {
                 }
                 Err(SpawnError::Sandbox(m)) => report_failure(stderr, file, &m, 126),
                 Ok(child) => {
+                    // Only a failure writes to it; hold no descriptor while it runs.
+                    stderr.take();
                     self.running().insert(child.pid);
                     let mut exit = child.exit;
                     let status = tokio::select! {
@@ -305,16 +332,22 @@ impl Escalation {
     }
 }
 
-/// The server's environment (without the escalation variables) overlaid with
-/// the request's.
-fn command_env(req: &ExecRequest) -> Env {
-    let mut env: Env = std::env::vars_os()
-        .filter(|(k, _)| !ESCALATION_VARS.iter().any(|e| k.as_bytes() == e.as_bytes()))
-        .collect();
-    for (k, v) in &req.env {
-        env.insert(k.into(), v.into());
-    }
-    env
+/// A handshake beyond [`MAX_STREAMS`]: the decision `Deny` with
+/// [`REASON_BUSY`], written without waiting (a fresh stream's buffer takes it,
+/// else it is dropped), then the stream is closed.
+fn refuse_busy(stream: &OwnedFd) {
+    let frame = super::wire::encode(&ExecResponse {
+        action: deny(REASON_BUSY),
+    });
+    // SAFETY: a non-blocking send on a descriptor we own.
+    unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            frame.as_ptr().cast(),
+            frame.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
 }
 
 /// `execve-wrapper: <F>: <text>` on the passed stderr; returns `code`.

@@ -266,7 +266,9 @@ impl FrameReader {
     pub fn step(&mut self, fd: RawFd) -> Result<Option<Frame>, FrameError> {
         if self.got_header < 4 {
             let (n, fds) = recv_raw(fd, &mut self.header[self.got_header..])?;
-            self.fds.extend(fds);
+            // At most MAX_FDS per frame: the rest are closed right here.
+            let room = MAX_FDS.saturating_sub(self.fds.len());
+            self.fds.extend(fds.into_iter().take(room));
             if n == 0 {
                 return Err(FrameError::Eof);
             }
@@ -395,8 +397,8 @@ impl AsyncStream {
     }
 }
 
-/// A datagram socket registered with the reactor: the server's end of the
-/// shell's escalation socket.
+/// A message socket (seqpacket; datagram works too) registered with the
+/// reactor: the server's end of the shell's escalation socket.
 pub struct AsyncDatagram {
     fd: AsyncFd<OwnedFd>,
 }
@@ -407,7 +409,9 @@ impl AsyncDatagram {
         Ok(AsyncDatagram { fd: register(fd)? })
     }
 
-    /// The next datagram's length and descriptors.
+    /// The next message's length and descriptors (at most [`MAX_FDS`]: a message
+    /// with more is dropped whole, and the kernel closes what did not fit).
+    /// `(0, [])` from a seqpacket socket is its end.
     pub async fn recv(&self) -> io::Result<(usize, Vec<OwnedFd>)> {
         let mut buf = [0u8; 64];
         loop {
