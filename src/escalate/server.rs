@@ -7,6 +7,7 @@
 use super::policy::{resolve, Confinement, Decision, Policy};
 use super::wire::{
     Action, AsyncDatagram, AsyncStream, ExecRequest, ExecResponse, ExitMessage, FdsMessage,
+    MAX_FDS,
 };
 use crate::process::env_policy::Env;
 use crate::process::group::{exit_code, kill_group};
@@ -171,7 +172,8 @@ impl Escalation {
             Ok(s) => s,
             Err(e) => return tracing::warn!(process = %id, "escalation stream: {e}"),
         };
-        let req: ExecRequest = match stream.recv_frame().await {
+        // The request carries no descriptors: any that come are closed at once.
+        let req: ExecRequest = match stream.recv_frame(0).await {
             Ok((body, _fds)) => match serde_json::from_slice(&body) {
                 Ok(r) => r,
                 Err(e) => return tracing::warn!(process = %id, "bad exec request: {e}"),
@@ -261,7 +263,7 @@ impl Escalation {
         req: ExecRequest,
     ) {
         let id = &self.process_id;
-        let (body, fds) = match stream.recv_frame().await {
+        let (body, fds) = match stream.recv_frame(MAX_FDS).await {
             Ok(f) => f,
             Err(e) => return tracing::debug!(process = %id, "descriptor message: {e}"),
         };

@@ -253,21 +253,39 @@ pub type Frame = (Vec<u8>, Vec<OwnedFd>);
 
 /// Incremental frame reader: descriptors are taken from the first `recvmsg` of
 /// the frame (as the reference reads them), the rest is plain bytes.
-#[derive(Default)]
 pub struct FrameReader {
     header: [u8; 4],
     got_header: usize,
     body: Vec<u8>,
     fds: Vec<OwnedFd>,
+    /// Descriptors kept for this frame; any beyond are closed on arrival.
+    max_fds: usize,
+}
+
+impl Default for FrameReader {
+    fn default() -> Self {
+        FrameReader::with_max_fds(MAX_FDS)
+    }
 }
 
 impl FrameReader {
+    /// A reader that keeps at most `max_fds` descriptors of the frame.
+    pub fn with_max_fds(max_fds: usize) -> Self {
+        FrameReader {
+            header: [0; 4],
+            got_header: 0,
+            body: Vec::new(),
+            fds: Vec::new(),
+            max_fds: max_fds.min(MAX_FDS),
+        }
+    }
+
     /// One read step; `Some` when the frame is complete.
     pub fn step(&mut self, fd: RawFd) -> Result<Option<Frame>, FrameError> {
         if self.got_header < 4 {
             let (n, fds) = recv_raw(fd, &mut self.header[self.got_header..])?;
-            // At most MAX_FDS per frame: the rest are closed right here.
-            let room = MAX_FDS.saturating_sub(self.fds.len());
+            // At most max_fds per frame: the rest are closed right here.
+            let room = self.max_fds.saturating_sub(self.fds.len());
             self.fds.extend(fds.into_iter().take(room));
             if n == 0 {
                 return Err(FrameError::Eof);
@@ -345,8 +363,10 @@ impl AsyncStream {
         Ok(AsyncStream { fd: register(fd)? })
     }
 
-    pub async fn recv_frame(&self) -> Result<Frame, FrameError> {
-        let mut st = FrameReader::default();
+    /// The next frame, keeping at most `max_fds` of the descriptors that come
+    /// with it (the others are closed as they arrive).
+    pub async fn recv_frame(&self, max_fds: usize) -> Result<Frame, FrameError> {
+        let mut st = FrameReader::with_max_fds(max_fds);
         loop {
             let mut guard = self.fd.readable().await?;
             match guard.try_io(|fd| match st.step(fd.as_raw_fd()) {
