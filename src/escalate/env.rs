@@ -105,7 +105,9 @@ pub const GIT_IDENTITY: &[&str] = &[
 /// environment.
 pub fn is_unsafe(name: &[u8]) -> bool {
     UNSAFE_NAMES.iter().any(|n| n.as_bytes() == name)
-        || (UNSAFE_PREFIXES.iter().any(|p| name.starts_with(p.as_bytes()))
+        || (UNSAFE_PREFIXES
+            .iter()
+            .any(|p| name.starts_with(p.as_bytes()))
             && !GIT_IDENTITY.iter().any(|n| n.as_bytes() == name))
 }
 

@@ -81,9 +81,9 @@ impl Confinement {
                 };
                 md.is_file()
                     && !self.writable(&real, &md)
-                    && dirs.iter().all(|d| {
-                        std::fs::metadata(d).is_ok_and(|m| !self.writable(d, &m))
-                    })
+                    && dirs
+                        .iter()
+                        .all(|d| std::fs::metadata(d).is_ok_and(|m| !self.writable(d, &m)))
             }),
         };
         Program {
@@ -326,6 +326,116 @@ mod tests {
             Decision::Forbidden
         );
         assert_eq!(p.decide(&prog("/bin/true"), &[]), Decision::Forbidden);
+    }
+
+    #[test]
+    fn programs_the_sandbox_can_reach_are_untrusted() {
+        use crate::sandbox::policy::{Entry, Network};
+        let base = std::env::temp_dir().join(format!("tether-judge-{}", std::process::id()));
+        let (ws, sys) = (base.join("ws"), base.join("sys"));
+        std::fs::create_dir_all(ws.join("sub")).unwrap();
+        std::fs::create_dir_all(&sys).unwrap();
+        std::fs::write(ws.join("tool"), "").unwrap();
+        std::fs::write(sys.join("ok"), "").unwrap();
+        std::os::unix::fs::symlink(ws.join("tool"), sys.join("in-ws")).unwrap();
+        std::os::unix::fs::symlink(&ws, sys.join("ws-dir")).unwrap();
+        std::os::unix::fs::symlink(sys.join("ok"), ws.join("to-sys")).unwrap();
+        std::os::unix::fs::symlink(sys.join("loop"), sys.join("loop")).unwrap();
+        let r = Resolved {
+            entries: vec![
+                Entry {
+                    path: "/".into(),
+                    access: Access::Read,
+                },
+                Entry {
+                    path: ws.clone(),
+                    access: Access::Write,
+                },
+            ],
+            globs: Vec::new(),
+            glob_depth: 0,
+            network: Network::Restricted,
+        };
+        let root = Confinement::Sandboxed {
+            fs: Some(r),
+            uid: 0,
+            gids: Vec::new(),
+        };
+        let j = |p: PathBuf| root.judge(&p);
+        assert!(j(sys.join("ok")).trusted);
+        assert_eq!(j(sys.join("ok")).real, Some(sys.join("ok")));
+        assert!(!j(ws.join("tool")).trusted);
+        // A link in a trusted directory into the workspace, a directory link,
+        // `..` through the workspace, a link in the workspace out of it.
+        let into = j(sys.join("in-ws"));
+        assert_eq!((into.trusted, into.real), (false, Some(ws.join("tool"))));
+        assert!(!j(sys.join("ws-dir/tool")).trusted);
+        // `..` after a name looked up in the workspace: the shell can move that
+        // directory, so what `..` reaches is its choice.
+        assert!(!j(ws.join("sub/../../sys/ok")).trusted);
+        assert!(j(ws.join("../sys/ok")).trusted);
+        assert!(!j(ws.join("to-sys")).trusted);
+        assert!(!j(sys.join("missing")).trusted);
+        let looped = j(sys.join("loop"));
+        assert_eq!((looped.trusted, looped.real), (false, None));
+        // Root with an open filesystem can replace anything; no sandbox, nothing
+        // to escape.
+        let open = Confinement::Sandboxed {
+            fs: None,
+            uid: 0,
+            gids: Vec::new(),
+        };
+        assert!(!open.judge(&sys.join("ok")).trusted);
+        assert!(Confinement::Unsandboxed.judge(&ws.join("tool")).trusted);
+        // Not root: what the user owns is untrusted even outside the roots.
+        let me = Confinement::Sandboxed {
+            fs: None,
+            uid: std::fs::metadata(sys.join("ok")).unwrap().uid(),
+            gids: Vec::new(),
+        };
+        if std::fs::metadata(sys.join("ok")).unwrap().uid() != 0 {
+            assert!(!me.judge(&sys.join("ok")).trusted);
+        }
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn untrusted_programs_match_full_paths_only_and_allow_becomes_prompt() {
+        let p = policy(json!({"rules":[
+            {"prefix":["ls"],"decision":"allow"},
+            {"prefix":["/ws/tool"],"decision":"allow"},
+            {"prefix":["/ws/bad"],"decision":"forbidden"}]}));
+        let untrusted = |path: &str| Program {
+            path: path.into(),
+            real: Some(path.into()),
+            trusted: false,
+        };
+        assert_eq!(
+            p.decide(&untrusted("/ws/ls"), &argv(&["ls"])),
+            Decision::Run
+        );
+        assert_eq!(
+            p.decide(&untrusted("/ws/tool"), &argv(&["tool"])),
+            Decision::Prompt
+        );
+        assert_eq!(
+            p.decide(&untrusted("/ws/bad"), &argv(&["bad"])),
+            Decision::Forbidden
+        );
+        let all = policy(json!({"default": "allow"}));
+        assert_eq!(
+            all.decide(&untrusted("/ws/x"), &argv(&["x"])),
+            Decision::Prompt
+        );
+        // A trusted link matches by its own name and by its target's.
+        let sh = Program {
+            path: "/usr/bin/sh".into(),
+            real: Some("/usr/bin/dash".into()),
+            trusted: true,
+        };
+        let p = policy(json!({"rules":[{"prefix":["dash"],"decision":"forbidden"},
+                                        {"prefix":["sh"],"decision":"allow"}]}));
+        assert_eq!(p.decide(&sh, &argv(&["sh"])), Decision::Forbidden);
     }
 
     #[test]

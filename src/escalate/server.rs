@@ -6,8 +6,7 @@
 
 use super::policy::{resolve, Confinement, Decision, Policy};
 use super::wire::{
-    Action, AsyncDatagram, AsyncStream, ExecRequest, ExecResponse, ExitMessage, FdsMessage,
-    MAX_FDS,
+    Action, AsyncDatagram, AsyncStream, ExecRequest, ExecResponse, ExitMessage, FdsMessage, MAX_FDS,
 };
 use crate::process::env_policy::Env;
 use crate::process::group::{exit_code, kill_group};

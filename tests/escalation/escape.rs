@@ -179,7 +179,8 @@ fn an_unprivileged_shell_gets_no_basename_escalation_for_what_it_owns() {
     let wrapper = bin.to_str().unwrap();
     let own_ls = own.join("ls");
     let sh_cmd = format!("echo b > {}/b && echo b:escaped", out.display());
-    let base = json!({"cwd": uri(&ws), "sandbox": sandbox(&ws), "escalation": allow(&["ls", "sh"])});
+    let base =
+        json!({"cwd": uri(&ws), "sandbox": sandbox(&ws), "escalation": allow(&["ls", "sh"])});
     // The wrapper itself is the shell here: bash is under /root, out of reach.
     let r = s.run(
         "own",
@@ -254,7 +255,10 @@ fn escalated_commands_do_not_get_the_shells_loader_or_interpreter_variables() {
     let env = env_map(&r.stdout_str());
     assert_eq!(r.exit_code(), 0, "{}", r.stderr_str());
     for name in INJECTED {
-        assert!(!env.contains_key(*name), "{name} reached the escalated command");
+        assert!(
+            !env.contains_key(*name),
+            "{name} reached the escalated command"
+        );
     }
     // Ordinary variables pass, the shell's changes included; the listed ones
     // keep the value the shell was started with.
@@ -320,7 +324,10 @@ print('exit', recv(a)['exit_code'])
         json!({"escalation": allow(&["env"])}),
     );
     let out = r.stdout_str();
-    assert!(out.contains("\nOK_VAR=1\n") || out.starts_with("OK_VAR=1\n"), "{out}");
+    assert!(
+        out.contains("\nOK_VAR=1\n") || out.starts_with("OK_VAR=1\n"),
+        "{out}"
+    );
     assert!(!out.contains("LD_PRELOAD"), "{out}");
     assert!(out.ends_with("exit 0\n"), "{out}\n{}", r.stderr_str());
 }
@@ -438,7 +445,11 @@ fn the_soft_descriptor_limit_is_raised_for_the_server_only() {
         .join(" ");
     assert_eq!(line, "Max open files 4096 4096 files");
     // Children get the limit the server was started with back.
-    let r = s.run("lim", &["/bin/sh", "-c", "ulimit -Sn; ulimit -Hn"], json!({}));
+    let r = s.run(
+        "lim",
+        &["/bin/sh", "-c", "ulimit -Sn; ulimit -Hn"],
+        json!({}),
+    );
     assert_eq!(r.stdout_str(), "256\n4096\n");
 }
 
@@ -469,8 +480,12 @@ except OSError as e:
         &[PYTHON, "-c", &script],
         json!({"cwd": uri(&d.ws), "sandbox": sandbox(&d.ws), "escalation": {}}),
     );
-    assert!(r.stdout_str().starts_with("sent") || r.stdout_str().starts_with("refused"),
-        "{}\n{}", r.stdout_str(), r.stderr_str());
+    assert!(
+        r.stdout_str().starts_with("sent") || r.stdout_str().starts_with("refused"),
+        "{}\n{}",
+        r.stdout_str(),
+        r.stderr_str()
+    );
     let mut buf = [0u8; 64];
     match l.recv(&mut buf) {
         Ok(n) => panic!(
@@ -479,7 +494,10 @@ except OSError as e:
             String::from_utf8_lossy(&buf[..n])
         ),
         Err(e) => assert!(
-            matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
             "{e}"
         ),
     }
