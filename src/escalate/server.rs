@@ -138,6 +138,10 @@ impl Escalation {
                 match got {
                     Ok((_, mut fds)) if fds.len() == 1 => {
                         let stream = fds.remove(0);
+                        if !is_stream_socket(&stream) {
+                            tracing::warn!(process = %me.process_id, "escalation handshake without a stream socket ignored");
+                            continue;
+                        }
                         let Ok(permit) = me.streams.clone().try_acquire_owned() else {
                             refuse_busy(&stream);
                             continue;
@@ -331,6 +335,24 @@ impl Escalation {
             tracing::debug!(process = %id, "sending the exit status: {e}");
         }
     }
+}
+
+/// Whether `fd` is a stream socket (a handshake's descriptor must be one; the
+/// server touches nothing else the shell passes).
+fn is_stream_socket(fd: &OwnedFd) -> bool {
+    let mut ty: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt into a local int of the given size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut ty as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && ty == libc::SOCK_STREAM
 }
 
 /// A handshake beyond [`MAX_STREAMS`]: the decision `Deny` with

@@ -520,3 +520,28 @@ fn the_escalation_socket_cannot_send_to_other_sockets_unprivileged() {
     s.initialize();
     fd3_cannot_reach(s, &d);
 }
+
+#[test]
+fn a_handshake_with_something_other_than_a_stream_is_ignored() {
+    let mut s = Server::ready();
+    // The shell passes its own stdout pipe as the "stream": the server must
+    // leave it alone (before, it was switched to non-blocking and read from).
+    let script = format!(
+        "{CLIENT}
+import fcntl, time
+socket.send_fds(esc, [b'\\0'], [1])
+time.sleep(0.3)
+print('nonblock', bool(fcntl.fcntl(1, fcntl.F_GETFL) & os.O_NONBLOCK), flush=True)
+t = stream()
+send(t, {{'file': '/bin/true', 'argv': ['true'], 'workdir': '/'}})
+print(json.dumps(recv(t)))
+"
+    );
+    let r = s.run("pipe", &[PYTHON, "-c", &script], json!({"escalation": {}}));
+    assert_eq!(
+        r.stdout_str(),
+        "nonblock False\n{\"action\": \"Run\"}\n",
+        "{}",
+        r.stderr_str()
+    );
+}
