@@ -26,7 +26,7 @@ pub fn raise_nofile() {
         let old = lim.rlim_cur;
         lim.rlim_cur = lim.rlim_max;
         if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
-            STARTED_SOFT.store(old as u64, Ordering::Relaxed);
+            STARTED_SOFT.store(old, Ordering::Relaxed);
         }
     }
 }
