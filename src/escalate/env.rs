@@ -2,7 +2,7 @@
 //! overlaid with what the sandboxed shell sent, except the variables that make a
 //! program load or run other code. Those are never taken from the shell's
 //! request (code inside the sandbox chose it); they keep the value the shell was
-//! started with (chosen by the client), or are absent.
+//! started with (chosen by the client), else the server's own, else are absent.
 
 use crate::process::env_policy::{Env, ESCALATION_VARS};
 use std::collections::BTreeMap;
@@ -114,7 +114,8 @@ pub fn is_unsafe(name: &[u8]) -> bool {
 /// The escalated command's environment: `server` (without the escalation
 /// variables), then the shell's `request` entries that are safe and well formed
 /// (a name that is empty or holds `=` or NUL, or a value with NUL, is dropped),
-/// then every unsafe name as the shell was started with it (`start`), or absent.
+/// then every unsafe name the shell was started with (`start`) at that value;
+/// other unsafe names keep the server's value, if any.
 pub fn escalated_env(
     server: impl IntoIterator<Item = (OsString, OsString)>,
     request: &BTreeMap<String, String>,
@@ -130,7 +131,6 @@ pub fn escalated_env(
             env.insert(k.into(), v.into());
         }
     }
-    env.retain(|k, _| !is_unsafe(k.as_bytes()));
     for (k, v) in start {
         if is_unsafe(k.as_bytes()) {
             env.insert(k.clone(), v.clone());
@@ -187,6 +187,7 @@ mod tests {
             ("FOO", "bar"),
             ("GIT_AUTHOR_NAME", "A"),
             ("HOME", "/home/agent"),
+            ("LD_LIBRARY_PATH", "/srv/lib"),
             ("PATH", "/ws/bin:/usr/bin"),
             ("PYTHONPATH", "/opt/py"),
         ]
