@@ -139,7 +139,7 @@ impl Escalation {
                     Ok((_, mut fds)) if fds.len() == 1 => {
                         let stream = fds.remove(0);
                         if !is_stream_socket(&stream) {
-                            tracing::warn!(process = %me.process_id, "escalation handshake without a stream socket ignored");
+                            tracing::debug!(process = %me.process_id, "escalation handshake without a stream socket ignored");
                             continue;
                         }
                         let Ok(permit) = me.streams.clone().try_acquire_owned() else {
@@ -154,7 +154,7 @@ impl Escalation {
                     }
                     // Every holder of the shell's end closed it.
                     Ok((0, fds)) if fds.is_empty() => break,
-                    Ok((n, fds)) => tracing::warn!(
+                    Ok((n, fds)) => tracing::debug!(
                         process = %me.process_id,
                         "escalation datagram of {n} bytes with {} descriptors ignored",
                         fds.len()
