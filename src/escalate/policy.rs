@@ -50,46 +50,57 @@ impl Confinement {
         }
     }
 
-    /// Could the shell change what `p` (a real path, without links) holds or
-    /// names? Inside a writable root of its policy; for a shell that is not root
-    /// also anything it owns or may write by group or other mode bits (an owner
-    /// can always chmod). Root's reach is its writable roots, or everything
-    /// when the filesystem is not confined.
-    fn writable(&self, p: &Path, md: &std::fs::Metadata) -> bool {
+    /// Who could change what `p` (a real path, without links) holds or names:
+    /// `(sandbox, user)`. `sandbox`: the shell itself, from inside its sandbox —
+    /// a writable root of its policy, or, when the filesystem is not confined,
+    /// anything root or its user may write. `user`: for a shell that is not
+    /// root, anything it owns or may write by group or other mode bits (an
+    /// owner can always chmod), whatever the sandbox allows.
+    fn writers(&self, p: &Path, md: &std::fs::Metadata) -> (bool, bool) {
         let Confinement::Sandboxed { fs, uid, gids } = self else {
-            return false;
+            return (false, false);
         };
-        let by_mode = *uid != 0
+        let user = *uid != 0
             && (md.uid() == *uid
                 || md.mode() & 0o002 != 0
                 || (md.mode() & 0o020 != 0 && gids.contains(&md.gid())));
-        match fs {
-            Some(r) => r.access(p) == Some(Access::Write) || by_mode,
-            None => *uid == 0 || by_mode,
-        }
+        let sandbox = match fs {
+            Some(r) => r.access(p) == Some(Access::Write),
+            None => *uid == 0 || user,
+        };
+        (sandbox, user)
     }
 
     /// Resolve `path` (absolute) and judge it.
     pub fn judge(&self, path: &Path) -> Program {
         let walked = walk(path);
         let real = walked.as_ref().ok().map(|(r, _)| r.clone());
-        let trusted = match self {
-            Confinement::Unsandboxed => true,
-            Confinement::Sandboxed { .. } => walked.is_ok_and(|(real, dirs)| {
-                let Ok(md) = std::fs::metadata(&real) else {
-                    return false;
-                };
-                md.is_file()
-                    && !self.writable(&real, &md)
-                    && dirs
-                        .iter()
-                        .all(|d| std::fs::metadata(d).is_ok_and(|m| !self.writable(d, &m)))
-            }),
+        let (trusted, shell_writable) = match self {
+            Confinement::Unsandboxed => (true, false),
+            Confinement::Sandboxed { .. } => {
+                let judged = walked.ok().and_then(|(real, dirs)| {
+                    let md = std::fs::metadata(&real).ok().filter(|m| m.is_file())?;
+                    let mut all = vec![self.writers(&real, &md)];
+                    for d in &dirs {
+                        all.push(self.writers(d, &std::fs::metadata(d).ok()?));
+                    }
+                    Some(
+                        all.iter()
+                            .fold((false, false), |a, w| (a.0 || w.0, a.1 || w.1)),
+                    )
+                });
+                match judged {
+                    Some((sandbox, user)) => (!sandbox && !user, sandbox),
+                    // Missing, a loop, unreadable: the worst case.
+                    None => (false, true),
+                }
+            }
         };
         Program {
             path: path.to_path_buf(),
             real,
             trusted,
+            shell_writable,
         }
     }
 }
@@ -103,8 +114,12 @@ pub struct Program {
     /// Every link resolved; `None` when resolution failed.
     pub real: Option<PathBuf>,
     /// No directory looked in while resolving, and not the file itself, is
-    /// writable by the shell (always true for an unsandboxed shell).
+    /// writable by the shell or its user (always true for an unsandboxed
+    /// shell). Basename rules match trusted programs only.
     pub trusted: bool,
+    /// The sandboxed shell itself could have written or re-pointed it: never
+    /// escalated without a prompt.
+    pub shell_writable: bool,
 }
 
 impl Program {
@@ -114,6 +129,7 @@ impl Program {
             path: path.to_path_buf(),
             real: Some(path.to_path_buf()),
             trusted: true,
+            shell_writable: false,
         }
     }
 }
@@ -200,9 +216,9 @@ impl Policy {
     /// Decide for `prog` and `argv` (whose `argv[0]` is not compared: the first
     /// word is the program itself). A rule's first element with a `/` is
     /// compared with the program's path and its real path; one without is
-    /// compared with their basenames, and only for a trusted program. An
-    /// untrusted program is never escalated without a prompt: `allow` becomes
-    /// `prompt`.
+    /// compared with their basenames, and only for a trusted program. A
+    /// program the sandboxed shell could have written is never escalated without
+    /// a prompt: `allow` becomes `prompt`.
     pub fn decide(&self, prog: &Program, argv: &[String]) -> Decision {
         let mut full: Vec<String> = vec![prog.path.to_string_lossy().into_owned()];
         full.extend(prog.real.iter().map(|r| r.to_string_lossy().into_owned()));
@@ -246,7 +262,7 @@ impl Policy {
                 DefaultDecision::Forbidden => Decision::Forbidden,
             },
         };
-        if d == Decision::Escalate && !prog.trusted {
+        if d == Decision::Escalate && prog.shell_writable {
             Decision::Prompt
         } else {
             d
@@ -363,8 +379,10 @@ mod tests {
         };
         let j = |p: PathBuf| root.judge(&p);
         assert!(j(sys.join("ok")).trusted);
+        assert!(!j(sys.join("ok")).shell_writable);
         assert_eq!(j(sys.join("ok")).real, Some(sys.join("ok")));
         assert!(!j(ws.join("tool")).trusted);
+        assert!(j(ws.join("tool")).shell_writable);
         // A link in a trusted directory into the workspace, a directory link,
         // `..` through the workspace, a link in the workspace out of it.
         let into = j(sys.join("in-ws"));
@@ -387,15 +405,34 @@ mod tests {
         };
         assert!(!open.judge(&sys.join("ok")).trusted);
         assert!(Confinement::Unsandboxed.judge(&ws.join("tool")).trusted);
-        // Not root: what the user owns is untrusted even outside the roots.
+        // Not root (judged as the files' owner, uid 4242 when they are root's):
+        // what the user owns is untrusted even outside the writable roots, but
+        // only the roots are what the sandboxed shell itself can write.
+        let owner = std::fs::metadata(sys.join("ok")).unwrap().uid();
+        let user = if owner == 0 { 4242 } else { owner };
+        if owner == 0 {
+            for f in [&sys, &sys.join("ok")] {
+                std::os::unix::fs::chown(f, Some(user), None).unwrap();
+            }
+        }
+        let r = match &root {
+            Confinement::Sandboxed { fs, .. } => fs.clone(),
+            _ => unreachable!(),
+        };
         let me = Confinement::Sandboxed {
-            fs: None,
-            uid: std::fs::metadata(sys.join("ok")).unwrap().uid(),
+            fs: r,
+            uid: user,
             gids: Vec::new(),
         };
-        if std::fs::metadata(sys.join("ok")).unwrap().uid() != 0 {
-            assert!(!me.judge(&sys.join("ok")).trusted);
-        }
+        let ok = me.judge(&sys.join("ok"));
+        assert_eq!((ok.trusted, ok.shell_writable), (false, false));
+        let me_open = Confinement::Sandboxed {
+            fs: None,
+            uid: user,
+            gids: Vec::new(),
+        };
+        let ok = me_open.judge(&sys.join("ok"));
+        assert_eq!((ok.trusted, ok.shell_writable), (false, true));
         let _ = std::fs::remove_dir_all(&base);
     }
 
@@ -409,6 +446,7 @@ mod tests {
             path: path.into(),
             real: Some(path.into()),
             trusted: false,
+            shell_writable: true,
         };
         assert_eq!(
             p.decide(&untrusted("/ws/ls"), &argv(&["ls"])),
@@ -427,11 +465,30 @@ mod tests {
             all.decide(&untrusted("/ws/x"), &argv(&["x"])),
             Decision::Prompt
         );
+        // Owned by a shell's user outside its writable roots: no basename
+        // match, but a full-path `allow` still escalates.
+        let owned = |path: &str| Program {
+            path: path.into(),
+            real: Some(path.into()),
+            trusted: false,
+            shell_writable: false,
+        };
+        let p = policy(json!({"rules":[{"prefix":["ls"],"decision":"allow"},
+                                        {"prefix":["/home/u/bin/tool"],"decision":"allow"}]}));
+        assert_eq!(
+            p.decide(&owned("/home/u/bin/ls"), &argv(&["ls"])),
+            Decision::Run
+        );
+        assert_eq!(
+            p.decide(&owned("/home/u/bin/tool"), &argv(&["tool"])),
+            Decision::Escalate
+        );
         // A trusted link matches by its own name and by its target's.
         let sh = Program {
             path: "/usr/bin/sh".into(),
             real: Some("/usr/bin/dash".into()),
             trusted: true,
+            shell_writable: false,
         };
         let p = policy(json!({"rules":[{"prefix":["dash"],"decision":"forbidden"},
                                         {"prefix":["sh"],"decision":"allow"}]}));

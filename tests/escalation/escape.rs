@@ -195,6 +195,16 @@ fn an_unprivileged_shell_gets_no_basename_escalation_for_what_it_owns() {
     );
     assert_eq!(r.stdout_str(), "b:escaped\n", "{}", r.stderr_str());
     assert!(!out.join("a").exists());
+    // Named by its full path, the same program is escalated without a prompt:
+    // the sandboxed shell itself cannot write there.
+    let full = json!({"cwd": uri(&ws), "sandbox": sandbox(&ws),
+                      "escalation": {"rules": [{"prefix": [own_ls.to_str().unwrap()], "decision": "allow"}]}});
+    let r = s.run(
+        "full",
+        &[wrapper, "execve-wrapper", own_ls.to_str().unwrap(), "ls"],
+        full,
+    );
+    assert_eq!(r.stdout_str(), "a:escaped\n", "{}", r.stderr_str());
 }
 
 /// Names whose value an escalated command must not take from the shell.
