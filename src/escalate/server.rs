@@ -1,8 +1,8 @@
 //! The escalation server of one managed shell (PROTOCOL.md §10.3): it receives
 //! stream ends on the shell's seqpacket socket, answers each wrapper
-//! concurrently (at most [`MAX_STREAMS`] at once), asks the client for `prompt` decisions (§10.4) and runs
-//! escalated commands itself, outside the shell's sandbox, through the same
-//! spawner and reaper as every other child.
+//! concurrently (at most [`MAX_STREAMS`] at once), asks the client for `prompt`
+//! decisions (§10.4) and runs escalated commands itself, outside the shell's
+//! sandbox, through the same spawner and reaper as every other child.
 
 use super::policy::{resolve, Confinement, Decision, Policy};
 use super::wire::{
@@ -35,7 +35,8 @@ pub const REASON_BUSY: &str = "too many escalation requests at once (at most 64 
 pub struct Escalation {
     process_id: String,
     policy: Policy,
-    /// Where the shell could write: decides which programs are trusted.
+    /// Where the shell could write: which programs are trusted or
+    /// shell-writable.
     confinement: Confinement,
     /// The environment the shell was started with (the source of the variables
     /// an escalated command never takes from the shell's request).
@@ -192,7 +193,7 @@ impl Escalation {
             Decision::Forbidden => deny(REASON_FORBIDDEN),
             Decision::Prompt => self.ask(&stream, &file, &workdir, &req.argv).await,
         };
-        tracing::debug!(process = %id, file = %file.display(), real = ?prog.real, trusted = prog.trusted, argv = ?req.argv, ?action, "exec decision");
+        tracing::debug!(process = %id, file = %file.display(), real = ?prog.real, trusted = prog.trusted, shell_writable = prog.shell_writable, argv = ?req.argv, ?action, "exec decision");
         let escalate = action == Action::Escalate;
         if let Err(e) = stream.send_frame(&ExecResponse { action }).await {
             return tracing::debug!(process = %id, "sending the decision: {e}");
