@@ -15,6 +15,7 @@ mod harness;
 
 mod escalation {
     pub mod common;
+    pub mod escape;
     pub mod fake;
     pub mod interop;
     pub mod shell;

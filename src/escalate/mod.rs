@@ -2,6 +2,8 @@
 //! runs before every exec, and the per-shell escalation server inside
 //! exec-server that answers it.
 
+pub mod env;
+pub mod limits;
 pub mod policy;
 pub mod server;
 pub mod wire;

@@ -1,14 +1,14 @@
 //! The escalation server of one managed shell (PROTOCOL.md §10.3): it receives
-//! stream ends on the shell's datagram socket, answers each wrapper
-//! concurrently, asks the client for `prompt` decisions (§10.4) and runs
-//! escalated commands itself, outside the shell's sandbox, through the same
-//! spawner and reaper as every other child.
+//! stream ends on the shell's seqpacket socket, answers each wrapper
+//! concurrently (at most [`MAX_STREAMS`] at once), asks the client for `prompt`
+//! decisions (§10.4) and runs escalated commands itself, outside the shell's
+//! sandbox, through the same spawner and reaper as every other child.
 
-use super::policy::{resolve, Decision, Policy};
+use super::policy::{resolve, Confinement, Decision, Policy};
 use super::wire::{
-    Action, AsyncDatagram, AsyncStream, ExecRequest, ExecResponse, ExitMessage, FdsMessage,
+    Action, AsyncDatagram, AsyncStream, ExecRequest, ExecResponse, ExitMessage, FdsMessage, MAX_FDS,
 };
-use crate::process::env_policy::{Env, ESCALATION_VARS};
+use crate::process::env_policy::Env;
 use crate::process::group::{exit_code, kill_group};
 use crate::process::spawn::{SpawnError, SpawnSpec, Spawner, MAX_TARGET_FD};
 use crate::protocol::escalation::{
@@ -18,20 +18,31 @@ use crate::protocol::paths::to_uri;
 use crate::server::requests::{RequestError, ServerRequests};
 use std::collections::HashSet;
 use std::io::Write;
-use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 pub const REASON_FORBIDDEN: &str = "Execution forbidden by policy";
 pub const REASON_DECLINED: &str = "User declined execution";
 pub const REASON_CANCELLED: &str = "User cancelled execution";
+/// Wrapper streams of one shell served at once; a handshake beyond them gets
+/// [`REASON_BUSY`] and its stream is closed.
+pub const MAX_STREAMS: usize = 64;
+pub const REASON_BUSY: &str = "too many escalation requests at once (at most 64 per shell)";
 
 /// Escalation state of one managed process.
 pub struct Escalation {
     process_id: String,
     policy: Policy,
+    /// Where the shell could write: which programs are trusted or
+    /// shell-writable.
+    confinement: Confinement,
+    /// The environment the shell was started with (the source of the variables
+    /// an escalated command never takes from the shell's request).
+    start_env: Env,
+    /// Permits for wrapper streams in flight.
+    streams: Arc<Semaphore>,
     spawner: Spawner,
     requests: Arc<ServerRequests>,
     /// Process groups of the escalated commands that are running.
@@ -62,12 +73,17 @@ impl Escalation {
     pub fn new(
         process_id: String,
         params: &EscalationParams,
+        confinement: Confinement,
+        start_env: Env,
         spawner: Spawner,
         requests: Arc<ServerRequests>,
     ) -> Arc<Self> {
         Arc::new(Escalation {
             process_id,
             policy: Policy::new(params),
+            confinement,
+            start_env,
+            streams: Arc::new(Semaphore::new(MAX_STREAMS)),
             spawner,
             requests,
             running: Mutex::new(HashSet::new()),
@@ -123,10 +139,23 @@ impl Escalation {
                 match got {
                     Ok((_, mut fds)) if fds.len() == 1 => {
                         let stream = fds.remove(0);
+                        if !is_stream_socket(&stream) {
+                            tracing::debug!(process = %me.process_id, "escalation handshake without a stream socket ignored");
+                            continue;
+                        }
+                        let Ok(permit) = me.streams.clone().try_acquire_owned() else {
+                            refuse_busy(&stream);
+                            continue;
+                        };
                         let me = me.clone();
-                        tokio::spawn(async move { me.serve_stream(stream).await });
+                        tokio::spawn(async move {
+                            me.serve_stream(stream).await;
+                            drop(permit);
+                        });
                     }
-                    Ok((n, fds)) => tracing::warn!(
+                    // Every holder of the shell's end closed it.
+                    Ok((0, fds)) if fds.is_empty() => break,
+                    Ok((n, fds)) => tracing::debug!(
                         process = %me.process_id,
                         "escalation datagram of {n} bytes with {} descriptors ignored",
                         fds.len()
@@ -147,7 +176,8 @@ impl Escalation {
             Ok(s) => s,
             Err(e) => return tracing::warn!(process = %id, "escalation stream: {e}"),
         };
-        let req: ExecRequest = match stream.recv_frame().await {
+        // The request carries no descriptors: any that come are closed at once.
+        let req: ExecRequest = match stream.recv_frame(0).await {
             Ok((body, _fds)) => match serde_json::from_slice(&body) {
                 Ok(r) => r,
                 Err(e) => return tracing::warn!(process = %id, "bad exec request: {e}"),
@@ -156,13 +186,14 @@ impl Escalation {
         };
         let workdir = Path::new("/").join(&req.workdir);
         let file = resolve(&workdir, &req.file);
-        let action = match self.policy.decide(&file, &req.argv) {
+        let prog = self.confinement.judge(&file);
+        let action = match self.policy.decide(&prog, &req.argv) {
             Decision::Run => Action::Run,
             Decision::Escalate => Action::Escalate,
             Decision::Forbidden => deny(REASON_FORBIDDEN),
             Decision::Prompt => self.ask(&stream, &file, &workdir, &req.argv).await,
         };
-        tracing::debug!(process = %id, file = %file.display(), argv = ?req.argv, ?action, "exec decision");
+        tracing::debug!(process = %id, file = %file.display(), real = ?prog.real, trusted = prog.trusted, shell_writable = prog.shell_writable, argv = ?req.argv, ?action, "exec decision");
         let escalate = action == Action::Escalate;
         if let Err(e) = stream.send_frame(&ExecResponse { action }).await {
             return tracing::debug!(process = %id, "sending the decision: {e}");
@@ -236,7 +267,7 @@ impl Escalation {
         req: ExecRequest,
     ) {
         let id = &self.process_id;
-        let (body, fds) = match stream.recv_frame().await {
+        let (body, fds) = match stream.recv_frame(MAX_FDS).await {
             Ok(f) => f,
             Err(e) => return tracing::debug!(process = %id, "descriptor message: {e}"),
         };
@@ -260,13 +291,13 @@ impl Escalation {
         {
             return tracing::warn!(process = %id, "bad descriptor numbers {:?}", msg.fds);
         }
-        let stderr = msg
+        let mut stderr = msg
             .fds
             .iter()
             .position(|t| *t == 2)
             .and_then(|i| fds[i].try_clone().ok());
         let given: Vec<(i32, OwnedFd)> = msg.fds.iter().copied().zip(fds).collect();
-        let env = command_env(&req);
+        let env = super::env::escalated_env(std::env::vars_os(), &req.env, &self.start_env);
         let code = match SpawnSpec::exact(file, &req.argv, &env, workdir, given) {
             Err(e) => report_failure(stderr, file, &e.0, 126),
             Ok(spec) => match self.spawner.spawn_exact(spec).await {
@@ -280,6 +311,8 @@ impl Escalation {
                 }
                 Err(SpawnError::Sandbox(m)) => report_failure(stderr, file, &m, 126),
                 Ok(child) => {
+                    // Only a failure writes to it; hold no descriptor while it runs.
+                    stderr.take();
                     self.running().insert(child.pid);
                     let mut exit = child.exit;
                     let status = tokio::select! {
@@ -305,16 +338,40 @@ impl Escalation {
     }
 }
 
-/// The server's environment (without the escalation variables) overlaid with
-/// the request's.
-fn command_env(req: &ExecRequest) -> Env {
-    let mut env: Env = std::env::vars_os()
-        .filter(|(k, _)| !ESCALATION_VARS.iter().any(|e| k.as_bytes() == e.as_bytes()))
-        .collect();
-    for (k, v) in &req.env {
-        env.insert(k.into(), v.into());
-    }
-    env
+/// Whether `fd` is a stream socket (a handshake's descriptor must be one; the
+/// server touches nothing else the shell passes).
+fn is_stream_socket(fd: &OwnedFd) -> bool {
+    let mut ty: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt into a local int of the given size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut ty as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && ty == libc::SOCK_STREAM
+}
+
+/// A handshake beyond [`MAX_STREAMS`]: the decision `Deny` with
+/// [`REASON_BUSY`], written without waiting (a fresh stream's buffer takes it,
+/// else it is dropped), then the stream is closed.
+fn refuse_busy(stream: &OwnedFd) {
+    let frame = super::wire::encode(&ExecResponse {
+        action: deny(REASON_BUSY),
+    });
+    // SAFETY: a non-blocking send on a descriptor we own.
+    unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            frame.as_ptr().cast(),
+            frame.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
 }
 
 /// `execve-wrapper: <F>: <text>` on the passed stderr; returns `code`.

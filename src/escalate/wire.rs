@@ -253,20 +253,40 @@ pub type Frame = (Vec<u8>, Vec<OwnedFd>);
 
 /// Incremental frame reader: descriptors are taken from the first `recvmsg` of
 /// the frame (as the reference reads them), the rest is plain bytes.
-#[derive(Default)]
 pub struct FrameReader {
     header: [u8; 4],
     got_header: usize,
     body: Vec<u8>,
     fds: Vec<OwnedFd>,
+    /// Descriptors kept for this frame; any beyond are closed on arrival.
+    max_fds: usize,
+}
+
+impl Default for FrameReader {
+    fn default() -> Self {
+        FrameReader::with_max_fds(MAX_FDS)
+    }
 }
 
 impl FrameReader {
+    /// A reader that keeps at most `max_fds` descriptors of the frame.
+    pub fn with_max_fds(max_fds: usize) -> Self {
+        FrameReader {
+            header: [0; 4],
+            got_header: 0,
+            body: Vec::new(),
+            fds: Vec::new(),
+            max_fds: max_fds.min(MAX_FDS),
+        }
+    }
+
     /// One read step; `Some` when the frame is complete.
     pub fn step(&mut self, fd: RawFd) -> Result<Option<Frame>, FrameError> {
         if self.got_header < 4 {
             let (n, fds) = recv_raw(fd, &mut self.header[self.got_header..])?;
-            self.fds.extend(fds);
+            // At most max_fds per frame: the rest are closed right here.
+            let room = self.max_fds.saturating_sub(self.fds.len());
+            self.fds.extend(fds.into_iter().take(room));
             if n == 0 {
                 return Err(FrameError::Eof);
             }
@@ -343,8 +363,10 @@ impl AsyncStream {
         Ok(AsyncStream { fd: register(fd)? })
     }
 
-    pub async fn recv_frame(&self) -> Result<Frame, FrameError> {
-        let mut st = FrameReader::default();
+    /// The next frame, keeping at most `max_fds` of the descriptors that come
+    /// with it (the others are closed as they arrive).
+    pub async fn recv_frame(&self, max_fds: usize) -> Result<Frame, FrameError> {
+        let mut st = FrameReader::with_max_fds(max_fds);
         loop {
             let mut guard = self.fd.readable().await?;
             match guard.try_io(|fd| match st.step(fd.as_raw_fd()) {
@@ -395,8 +417,8 @@ impl AsyncStream {
     }
 }
 
-/// A datagram socket registered with the reactor: the server's end of the
-/// shell's escalation socket.
+/// A message socket (seqpacket; datagram works too) registered with the
+/// reactor: the server's end of the shell's escalation socket.
 pub struct AsyncDatagram {
     fd: AsyncFd<OwnedFd>,
 }
@@ -407,7 +429,9 @@ impl AsyncDatagram {
         Ok(AsyncDatagram { fd: register(fd)? })
     }
 
-    /// The next datagram's length and descriptors.
+    /// The next message's length and descriptors (at most [`MAX_FDS`]: a message
+    /// with more is dropped whole, and the kernel closes what did not fit).
+    /// `(0, [])` from a seqpacket socket is its end.
     pub async fn recv(&self) -> io::Result<(usize, Vec<OwnedFd>)> {
         let mut buf = [0u8; 64];
         loop {
@@ -419,7 +443,8 @@ impl AsyncDatagram {
             }) {
                 Ok(Ok(Ok(r))) => return Ok(r),
                 // Truncated descriptors: the datagram is dropped, go on.
-                Ok(Ok(Err(e))) => tracing::warn!("escalation datagram: {e}"),
+                // (debug: a sandboxed child could flood the log otherwise)
+                Ok(Ok(Err(e))) => tracing::debug!("escalation message: {e}"),
                 Ok(Err(e)) => return Err(e),
                 Err(_would_block) => continue,
             }

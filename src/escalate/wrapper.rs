@@ -161,7 +161,8 @@ fn build_request(file: &OsStr, argv: &[OsString]) -> Result<ExecRequest, String>
     })
 }
 
-/// Send one end of a fresh stream pair over the datagram socket; keep the other.
+/// Send one end of a fresh stream pair over the escalation socket (seqpacket or
+/// datagram); keep the other.
 fn handshake(sock: RawFd) -> io::Result<OwnedFd> {
     let (mine, theirs) = wire::socketpair(libc::SOCK_STREAM)?;
     let n = wire::send_raw(sock, &[0], &[theirs.as_raw_fd()])?;

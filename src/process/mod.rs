@@ -294,7 +294,8 @@ impl ProcessManager {
         let mut env = env_policy::build(p.env_policy.as_ref(), &p.env, std::env::vars_os());
         // The escalation socket pair: the child's end goes to its fd 3 (§10.3).
         let escalation = match &p.escalation {
-            Some(params) => match self.prepare_escalation(&rec.id, params, &mut env) {
+            Some(params) => match self.prepare_escalation(&rec.id, params, plan.as_ref(), &mut env)
+            {
                 Ok(e) => Some(e),
                 Err(e) => {
                     release();
@@ -386,20 +387,31 @@ impl ProcessManager {
         &self,
         id: &str,
         params: &crate::protocol::escalation::EscalationParams,
+        plan: Option<&crate::sandbox::plan::ProcessPlan>,
         env: &mut env_policy::Env,
     ) -> Result<(Arc<Escalation>, std::os::fd::OwnedFd, std::os::fd::OwnedFd), ProcessError> {
+        use crate::escalate::policy::Confinement;
+        let confinement = match plan {
+            None => Confinement::Unsandboxed,
+            Some(plan) => Confinement::sandboxed(plan.landlock.clone()),
+        };
+        let start_env = env.clone();
         let wrapper = match &params.wrapper_path {
             Some(w) => w.to_path()?,
             None => crate::escalate::server::default_wrapper().map_err(ProcessError::Spawn)?,
         };
+        // Seqpacket, not datagram: the kernel ignores a destination address on a
+        // seqpacket send, so the sandbox cannot use fd 3 to reach other sockets.
         let (server_end, child_end) =
-            crate::escalate::wire::socketpair(libc::SOCK_DGRAM).map_err(ProcessError::Spawn)?;
+            crate::escalate::wire::socketpair(libc::SOCK_SEQPACKET).map_err(ProcessError::Spawn)?;
         env.insert("CODEX_ESCALATE_SOCKET".into(), "3".into());
         env.insert("BASH_EXEC_WRAPPER".into(), wrapper.clone().into_os_string());
         env.insert("EXEC_WRAPPER".into(), wrapper.into_os_string());
         let esc = Escalation::new(
             id.to_string(),
             params,
+            confinement,
+            start_env,
             self.spawner.clone(),
             self.requests.clone(),
         );

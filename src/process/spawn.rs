@@ -764,6 +764,7 @@ unsafe fn child_main(c: &ChildCtx<'_>) -> ! {
     if libc::chdir(c.cwd) < 0 {
         fail(err_fd, errno());
     }
+    crate::escalate::limits::restore_in_child();
     if c.no_new_privs {
         if let Err(e) = crate::sandbox::caps::drop_dangerous() {
             fail_at(err_fd, STAGE_CAPS, e);

@@ -84,6 +84,7 @@ pub fn run() -> i32 {
 /// the start was cut short), before the runtime starts.
 pub fn run_then(after_handshake: impl FnOnce()) -> i32 {
     prepare_process();
+    crate::escalate::limits::raise_nofile();
     // The namespace probe's child works while the first line is read.
     let probe = env_info::NamespaceProbe::start();
     let early = early_handshake(probe);
