@@ -1,8 +1,9 @@
-//! The environment of an escalated command (PROTOCOL.md §10.3): the server's own,
-//! overlaid with what the sandboxed shell sent, except the variables that make a
-//! program load or run other code. Those are never taken from the shell's
-//! request (code inside the sandbox chose it); they keep the value the shell was
-//! started with (chosen by the client), else the server's own, else are absent.
+//! The environment of an escalated command (docs/protocol.md, "Exec
+//! escalation"): the server's own, overlaid with what the sandboxed shell sent,
+//! except the variables that make a program load or run other code. Those are
+//! never taken from the shell's request (code inside the sandbox chose it); they
+//! keep the value the shell was started with (chosen by the client), else the
+//! server's own, else are absent.
 
 use crate::process::env_policy::{Env, ESCALATION_VARS};
 use std::collections::BTreeMap;

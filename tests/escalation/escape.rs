@@ -287,8 +287,8 @@ fn escalated_commands_do_not_get_the_shells_loader_or_interpreter_variables() {
     );
 }
 
-/// A Python escalation client on fd 3 (PROTOCOL.md §10.1), for requests no
-/// wrapper would send.
+/// A Python escalation client on fd 3 (docs/protocol.md, "Exec escalation"),
+/// for requests no wrapper would send.
 const CLIENT: &str = r#"
 import json, os, socket, struct, sys
 esc = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, 0, fileno=3)
