@@ -264,6 +264,7 @@ pub fn check_frames(data: &[u8]) {
     use crate::escalate::wire::{
         self, ExecRequest, ExecResponse, ExitMessage, FdsMessage, FrameReader, MAX_FRAME,
     };
+    use crate::sys::socket;
     use std::os::fd::AsRawFd;
     fn round_trip<T>(m: &T)
     where
@@ -276,10 +277,10 @@ pub fn check_frames(data: &[u8]) {
         assert_eq!(&back, m);
     }
     let data = &data[..data.len().min(64 * 1024)];
-    let (w, r) = wire::socketpair(libc::SOCK_STREAM).expect("socketpair");
+    let (w, r) = socket::socketpair(libc::SOCK_STREAM).expect("socketpair");
     let mut off = 0;
     while off < data.len() {
-        off += wire::send_raw(w.as_raw_fd(), &data[off..], &[]).expect("send to the pair");
+        off += socket::send_raw(w.as_raw_fd(), &data[off..], &[]).expect("send to the pair");
     }
     drop(w);
     loop {

@@ -17,4 +17,5 @@ pub mod process;
 pub mod protocol;
 pub mod sandbox;
 pub mod server;
+pub mod sys;
 pub mod tools;

@@ -1,20 +1,25 @@
 //! The escalation socket wire (PROTOCOL.md §10.1): the handshake datagram that
 //! carries one stream end, and length-prefixed JSON frames with `SCM_RIGHTS` on
 //! that stream. Blocking calls serve the wrapper; [`AsyncStream`] serves the
-//! server. Both use the same non-blocking-safe `sendmsg`/`recvmsg` helpers.
+//! server. Both use the same non-blocking-safe `sendmsg`/`recvmsg` helpers
+//! ([`crate::sys::socket`]).
 
+use crate::sys::fd::set_nonblocking;
+use crate::sys::reactor::register;
+use crate::sys::socket::{recv_raw, send_raw, RecvError};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use tokio::io::unix::AsyncFd;
 
 /// Largest frame payload accepted (§10.1, §14).
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
-/// Most descriptors in one message (§10.1, §14).
-pub const MAX_FDS: usize = 16;
+/// Most descriptors in one message (§10.1, §14): what the `SCM_RIGHTS`
+/// helpers of [`crate::sys::socket`] carry.
+pub use crate::sys::socket::MAX_FDS;
 
 /// Message 1, wrapper → server: the exec bash asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,126 +122,13 @@ pub enum FrameError {
     Io(#[from] io::Error),
 }
 
-/// A `socketpair(AF_UNIX, kind)`, close-on-exec.
-pub fn socketpair(kind: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: socketpair fills two descriptors.
-    let rc = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            kind | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fresh descriptors, owned from here on.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// Control buffer big enough for [`MAX_FDS`] descriptors, suitably aligned.
-#[repr(C, align(8))]
-struct Control([u8; 128]);
-
-fn cmsg_space(n: usize) -> usize {
-    // SAFETY: CMSG_SPACE is pure arithmetic.
-    unsafe { libc::CMSG_SPACE((n * std::mem::size_of::<RawFd>()) as u32) as usize }
-}
-
-/// One `sendmsg` of `data` with `fds` attached (none when empty). Never raises
-/// `SIGPIPE`. Returns the bytes written.
-pub fn send_raw(fd: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<usize> {
-    if fds.len() > MAX_FDS {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "too many descriptors",
-        ));
-    }
-    let mut ctl = Control([0; 128]);
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
-    };
-    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    if !fds.is_empty() {
-        msg.msg_control = ctl.0.as_mut_ptr().cast();
-        msg.msg_controllen = cmsg_space(fds.len()) as _;
-        // SAFETY: the control buffer holds CMSG_SPACE(fds) bytes, so the first
-        // header and its data fit.
-        unsafe {
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as _;
-            std::ptr::copy_nonoverlapping(
-                fds.as_ptr(),
-                libc::CMSG_DATA(c).cast::<RawFd>(),
-                fds.len(),
-            );
+impl From<RecvError> for FrameError {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::FdsTruncated => FrameError::FdsTruncated,
+            RecvError::Io(e) => FrameError::Io(e),
         }
     }
-    loop {
-        // SAFETY: msg points at live buffers for the duration of the call.
-        let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
-/// One `recvmsg` into `buf`; received descriptors are close-on-exec. `Ok((0, _))`
-/// is end of stream.
-pub fn recv_raw(fd: RawFd, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), FrameError> {
-    let mut ctl = Control([0; 128]);
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: as in `send_raw`.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = ctl.0.as_mut_ptr().cast();
-    msg.msg_controllen = cmsg_space(MAX_FDS) as _;
-    let n = loop {
-        // SAFETY: msg points at live buffers for the duration of the call.
-        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n >= 0 {
-            break n as usize;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e.into());
-        }
-    };
-    let mut fds = Vec::new();
-    // SAFETY: walking the control messages the kernel wrote, within msg_controllen.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                let p = libc::CMSG_DATA(c).cast::<RawFd>();
-                for i in 0..len / std::mem::size_of::<RawFd>() {
-                    fds.push(OwnedFd::from_raw_fd(p.add(i).read_unaligned()));
-                }
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-        return Err(FrameError::FdsTruncated);
-    }
-    Ok((n, fds))
 }
 
 /// A frame: 4-byte little-endian length, then the compact JSON.
@@ -346,12 +238,6 @@ pub fn recv_frame(fd: RawFd) -> Result<Frame, FrameError> {
     }
 }
 
-fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
-    // SAFETY: an OwnedFd is valid and open, and keeps its number until the
-    // AsyncFd that owns it is dropped.
-    unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
-}
-
 /// A stream end registered with the tokio reactor (server side).
 pub struct AsyncStream {
     fd: AsyncFd<OwnedFd>,
@@ -359,7 +245,7 @@ pub struct AsyncStream {
 
 impl AsyncStream {
     pub fn new(fd: OwnedFd) -> io::Result<Self> {
-        crate::process::spawn::set_nonblocking(fd.as_raw_fd())?;
+        set_nonblocking(fd.as_raw_fd())?;
         Ok(AsyncStream { fd: register(fd)? })
     }
 
@@ -407,7 +293,7 @@ impl AsyncStream {
             };
             match guard.try_io(|fd| match recv_raw(fd.as_raw_fd(), &mut buf) {
                 Ok((n, _)) => Ok(n),
-                Err(FrameError::Io(e)) => Err(e),
+                Err(RecvError::Io(e)) => Err(e),
                 Err(_) => Ok(0),
             }) {
                 Ok(Ok(0)) | Ok(Err(_)) => return,
@@ -425,7 +311,7 @@ pub struct AsyncDatagram {
 
 impl AsyncDatagram {
     pub fn new(fd: OwnedFd) -> io::Result<Self> {
-        crate::process::spawn::set_nonblocking(fd.as_raw_fd())?;
+        set_nonblocking(fd.as_raw_fd())?;
         Ok(AsyncDatagram { fd: register(fd)? })
     }
 
@@ -438,7 +324,7 @@ impl AsyncDatagram {
             let mut guard = self.fd.readable().await?;
             match guard.try_io(|fd| match recv_raw(fd.as_raw_fd(), &mut buf) {
                 Ok(r) => Ok(Ok(r)),
-                Err(FrameError::Io(e)) => Err(e),
+                Err(RecvError::Io(e)) => Err(e),
                 Err(e) => Ok(Err(e)),
             }) {
                 Ok(Ok(Ok(r))) => return Ok(r),
@@ -455,6 +341,7 @@ impl AsyncDatagram {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::socket::socketpair;
     use serde_json::json;
 
     #[test]

@@ -9,6 +9,7 @@
 
 use super::wire::{self, Action, ExecRequest, ExecResponse, ExitMessage, FdsMessage, FrameError};
 use crate::process::env_policy::ESCALATION_VARS;
+use crate::sys::socket::{send_raw, socketpair};
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -164,8 +165,8 @@ fn build_request(file: &OsStr, argv: &[OsString]) -> Result<ExecRequest, String>
 /// Send one end of a fresh stream pair over the escalation socket (seqpacket or
 /// datagram); keep the other.
 fn handshake(sock: RawFd) -> io::Result<OwnedFd> {
-    let (mine, theirs) = wire::socketpair(libc::SOCK_STREAM)?;
-    let n = wire::send_raw(sock, &[0], &[theirs.as_raw_fd()])?;
+    let (mine, theirs) = socketpair(libc::SOCK_STREAM)?;
+    let n = send_raw(sock, &[0], &[theirs.as_raw_fd()])?;
     if n != 1 {
         return Err(io::ErrorKind::WriteZero.into());
     }

@@ -6,6 +6,7 @@ use super::FsError;
 use crate::protocol::fs::MissingChangedParams;
 use crate::protocol::{self, NotificationOut};
 use crate::server::transport::Outbound;
+use crate::sys::reactor::register;
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::io;
@@ -90,11 +91,8 @@ impl Watches {
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: fresh descriptor, owned from here on; registering an OwnedFd.
-        let fd = Arc::new(
-            unsafe { AsyncFd::register(OwnedFd::from_raw_fd(raw)) }
-                .map_err(|e| e.into_parts().1)?,
-        );
+        // SAFETY: fresh descriptor, owned from here on.
+        let fd = Arc::new(register(unsafe { OwnedFd::from_raw_fd(raw) })?);
         st.inotify = Some(fd.clone());
         let me = self.clone();
         let reader = fd.clone();

@@ -4,7 +4,6 @@
 pub mod env_policy;
 pub mod group;
 pub mod lifeguard;
-pub mod pty;
 pub mod record;
 pub mod retention;
 pub mod spawn;
@@ -16,6 +15,7 @@ use crate::protocol::process::*;
 use crate::sandbox::plan::{plan_process, Mode, Report};
 use crate::server::requests::ServerRequests;
 use crate::server::transport::Outbound;
+use crate::sys::pty;
 use group::Reaper;
 use record::{InboxMsg, Phase, Pump, Record, StdinCmd};
 use spawn::{SpawnError, SpawnSpec, Spawner};
@@ -403,7 +403,7 @@ impl ProcessManager {
         // Seqpacket, not datagram: the kernel ignores a destination address on a
         // seqpacket send, so the sandbox cannot use fd 3 to reach other sockets.
         let (server_end, child_end) =
-            crate::escalate::wire::socketpair(libc::SOCK_SEQPACKET).map_err(ProcessError::Spawn)?;
+            crate::sys::socket::socketpair(libc::SOCK_SEQPACKET).map_err(ProcessError::Spawn)?;
         env.insert("CODEX_ESCALATE_SOCKET".into(), "3".into());
         env.insert("BASH_EXEC_WRAPPER".into(), wrapper.clone().into_os_string());
         env.insert("EXEC_WRAPPER".into(), wrapper.into_os_string());

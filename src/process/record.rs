@@ -6,6 +6,7 @@ use super::retention::{Retained, Retention};
 use crate::protocol::process::{ClosedParams, ExitedParams, Stream};
 use crate::protocol::{self, methods, NotificationOut};
 use crate::server::transport::{Body, Outbound};
+use crate::sys::reactor::register;
 use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -493,13 +494,6 @@ pub async fn stdin_task(rec: Arc<Record>, fd: OwnedFd, mut rx: mpsc::Receiver<St
     }
     rx.close();
     rec.lock().stdin_closed = true;
-}
-
-/// Register an owned descriptor with the reactor.
-fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
-    // SAFETY: an OwnedFd is valid, open, and always returns the same descriptor
-    // until it is dropped, which only happens when the AsyncFd is dropped.
-    unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
 }
 
 async fn write_some(fd: &AsyncFd<OwnedFd>, data: &[u8]) -> io::Result<usize> {

@@ -5,11 +5,12 @@
 
 use super::env_policy::Env;
 use super::group::{Reaper, WaitStatus};
-use super::pty;
 use crate::protocol::process::TermSize;
+use crate::sys::fd::{dev_null, dup, pipe, set_nonblocking};
+use crate::sys::pty;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::sync::Arc;
@@ -206,7 +207,7 @@ impl Spawner {
     /// Hand `job` to a spawner thread (in turn), starting them the first time.
     fn submit(&self, job: Job) -> io::Result<()> {
         let threads = self.inner.threads.get_or_init(|| {
-            let n = if crate::server::cpus() > 1 {
+            let n = if crate::sys::cpus() > 1 {
                 SPAWNER_THREADS
             } else {
                 1
@@ -261,45 +262,6 @@ impl Spawner {
         rx.await
             .map_err(|_| io::Error::other("spawner thread is gone"))?
     }
-}
-
-fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two descriptors.
-    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    // SAFETY: fresh descriptors, owned from here on.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe {
-        let fl = cvt(libc::fcntl(fd, libc::F_GETFL))?;
-        cvt(libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK))?;
-    }
-    Ok(())
-}
-
-fn dup(fd: &OwnedFd) -> io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC returns a fresh descriptor.
-    let n = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) })?;
-    // SAFETY: fresh descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(n) })
-}
-
-fn dev_null() -> io::Result<OwnedFd> {
-    // SAFETY: open with a static C string.
-    let fd = cvt(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
-    // SAFETY: fresh descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Where the child's fds 0, 1, 2 come from, and the server's ends.

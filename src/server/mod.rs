@@ -60,21 +60,6 @@ fn prepare_process() {
     }
 }
 
-/// CPUs this process may run on, from its affinity mask: one syscall, where the
-/// runtime's default (`available_parallelism`) reads cgroup files from /proc and
-/// /sys on every start, a visible part of the handshake.
-pub fn cpus() -> usize {
-    // SAFETY: sched_getaffinity fills the set we pass; CPU_COUNT only reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
-            (libc::CPU_COUNT(&set) as usize).max(1)
-        } else {
-            1
-        }
-    }
-}
-
 /// Run the exec-server on stdin/stdout until a shutdown trigger; returns the exit code.
 pub fn run() -> i32 {
     run_then(|| {})
@@ -98,7 +83,7 @@ pub fn run_then(after_handshake: impl FnOnce()) -> i32 {
     // that kills what we start should we be SIGKILLed (docs/protocol.md "Lifetime").
     lifeguard::start();
     let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cpus())
+        .worker_threads(crate::sys::cpus())
         .enable_all()
         .build()
     {

@@ -1,6 +1,7 @@
 //! Pseudo-terminals: open a pair with an initial size, resize, find the foreground
 //! process group.
 
+use super::fd::set_cloexec;
 use crate::protocol::process::TermSize;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -37,14 +38,6 @@ pub fn open(size: TermSize) -> io::Result<(OwnedFd, OwnedFd)> {
     set_cloexec(m.as_raw_fd())?;
     set_cloexec(s.as_raw_fd())?;
     Ok((m, s))
-}
-
-pub fn set_cloexec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Set the terminal's window size on the master side.
