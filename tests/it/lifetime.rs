@@ -548,26 +548,43 @@ fn the_guard_holds_none_of_the_servers_descriptors_and_leaves_after_it() {
     }));
     let guard = guard.unwrap();
     // Only /dev/null on 0-2 (a client reading the server's stdout or stderr to
-    // EOF never waits for the guard) and its two pipes.
-    let fds: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{guard}/fd"))
-        .unwrap()
-        .flatten()
-        .map(|e| {
-            let n = e.file_name().to_str().unwrap().parse().unwrap();
-            (
-                n,
-                std::fs::read_link(e.path()).unwrap().display().to_string(),
-            )
-        })
-        .collect();
-    assert_eq!(fds.len(), 5, "{fds:?}");
-    for (n, target) in &fds {
-        if *n < 3 {
-            assert_eq!(target, "/dev/null", "{fds:?}");
-        } else {
-            assert!(target.starts_with("pipe:"), "{fds:?}");
-        }
-    }
+    // EOF never waits for the guard) and its two pipes, once it has done its
+    // start-up work (moving the server into its cgroup opens cgroup.procs for
+    // a few ms): the server's descriptors are never among them.
+    let fds_of = |pid: i32| -> Vec<(i32, String)> {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        let n = e.file_name().to_str()?.parse().ok()?;
+                        Some((n, std::fs::read_link(e.path()).ok()?.display().to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let settled = |fds: &[(i32, String)]| {
+        fds.len() == 5
+            && fds.iter().all(|(n, target)| {
+                if *n < 3 {
+                    target == "/dev/null"
+                } else {
+                    target.starts_with("pipe:")
+                }
+            })
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || settled(&fds_of(guard))),
+        "{:?}",
+        fds_of(guard)
+    );
+    let server_stdout = std::fs::read_link(format!("/proc/{}/fd/1", s.pid())).unwrap();
+    assert!(
+        fds_of(guard)
+            .iter()
+            .all(|(_, t)| *t != server_stdout.display().to_string()),
+        "the guard holds the server's stdout pipe"
+    );
     quiesce(&mut s);
     let t0 = Instant::now();
     s.close_stdin();
