@@ -13,9 +13,9 @@ use crate::client::environments::{
 use crate::protocol::paths::{parse_path, to_uri};
 use crate::protocol::{self, fs, handshake, http, methods, process, tools, ErrorObject};
 use crate::protocol::{ErrorOut, RequestId, MALFORMED_ID};
+use crate::rpc::error::RpcError;
 use crate::sandbox::policy::{self, Policy};
 use crate::server::decode::{classify, Incoming};
-use crate::server::error::RpcError;
 use crate::server::transport::{InputEvent, LineSplitter};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -358,10 +358,11 @@ mod dispatch {
     use crate::process::ProcessManager;
     use crate::protocol::handshake::EnvironmentInfo;
     use crate::protocol::{methods, RequestId};
+    use crate::rpc::outbound::Outbound;
     use crate::server::decode::{classify, Incoming};
     use crate::server::dispatch::Dispatcher;
     use crate::server::env_info;
-    use crate::server::transport::{self, InputEvent, Outbound};
+    use crate::server::transport::{self, InputEvent};
     use serde_json::Value;
     use std::collections::HashMap;
     use std::io::Write;

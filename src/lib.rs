@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod process;
 pub mod protocol;
+pub mod rpc;
 pub mod sandbox;
 pub mod server;
 pub mod sys;

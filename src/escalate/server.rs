@@ -15,7 +15,7 @@ use crate::protocol::escalation::{
     ApproveExecParams, ApproveExecResult, EscalationParams, ExecDecision, APPROVE_EXEC,
 };
 use crate::protocol::paths::to_uri;
-use crate::server::requests::{RequestError, ServerRequests};
+use crate::rpc::requests::{RequestError, ServerRequests};
 use std::collections::HashSet;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -165,7 +165,7 @@ pub enum ReadFileOut {
 
 use crate::protocol::paths::to_uri;
 use crate::protocol::EmptyResult;
-use crate::server::transport::Outbound;
+use crate::rpc::outbound::Outbound;
 
 /// The filesystem side of one connection: its handles and watches.
 pub struct FsService {

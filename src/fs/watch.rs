@@ -5,7 +5,7 @@
 use super::FsError;
 use crate::protocol::fs::MissingChangedParams;
 use crate::protocol::{self, NotificationOut};
-use crate::server::transport::Outbound;
+use crate::rpc::outbound::Outbound;
 use crate::sys::reactor::register;
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;

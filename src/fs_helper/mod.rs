@@ -16,7 +16,7 @@ use crate::fs::FsError;
 use crate::protocol::fs::{CanonicalizeResult, ReadDirectoryResult, ReadFileResult};
 use crate::protocol::paths::to_uri;
 use crate::protocol::EmptyResult;
-use crate::server::error::RpcError;
+use crate::rpc::error::RpcError;
 use guard::Guard;
 use request::Op;
 use serde::Serialize;

@@ -11,7 +11,7 @@ pub mod validate;
 
 use crate::protocol::bytes::ByteChunk;
 use crate::protocol::http::{RedirectPolicy, RequestParams, Response};
-use crate::server::transport::Outbound;
+use crate::rpc::outbound::Outbound;
 use std::sync::OnceLock;
 use std::time::Duration;
 use stream::ActiveStreams;

@@ -5,7 +5,7 @@ use super::error_chain;
 use crate::protocol::bytes::ByteChunk;
 use crate::protocol::http::BodyDeltaParams;
 use crate::protocol::{self, methods, NotificationOut};
-use crate::server::transport::Outbound;
+use crate::rpc::outbound::Outbound;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 

@@ -5,7 +5,7 @@ use super::group::{exit_code, WaitStatus};
 use super::retention::{Retained, Retention};
 use crate::protocol::process::{ClosedParams, ExitedParams, Stream};
 use crate::protocol::{self, methods, NotificationOut};
-use crate::server::transport::{Body, Outbound};
+use crate::rpc::outbound::{Body, Outbound};
 use crate::sys::reactor::register;
 use std::collections::{HashSet, VecDeque};
 use std::io;

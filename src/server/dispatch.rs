@@ -2,8 +2,7 @@
 //! and gated in wire order; each admitted request then runs in its own task.
 
 use super::decode::{classify, Incoming};
-use super::error::RpcError;
-use super::transport::{Base64File, Body, InputEvent, Outbound};
+use super::transport::InputEvent;
 use crate::fs::{FsError, FsService, ReadFileOut};
 use crate::http::HttpService;
 use crate::process::ProcessManager;
@@ -14,6 +13,8 @@ use crate::protocol::process::*;
 use crate::protocol::{
     self, methods, EmptyResult, ErrorOut, NoParams, RequestId, ResponseOut, MALFORMED_ID,
 };
+use crate::rpc::error::RpcError;
+use crate::rpc::outbound::{Base64File, Body, Outbound};
 use crate::tools::ToolsService;
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -1,56 +1,13 @@
 //! The one place that turns typed errors into JSON-RPC codes (PROTOCOL.md §3.3).
+//! These are the `From` conversions into [`RpcError`], which lives in `rpc/`.
 
 use crate::fs::FsError;
 use crate::http::HttpError;
 use crate::process::ProcessError;
 use crate::protocol::codes;
 use crate::protocol::paths::PathError;
-use crate::protocol::ErrorObject;
+use crate::rpc::error::RpcError;
 use crate::tools::ToolsError;
-use std::fmt;
-
-/// An error answer: a code and a message, ready for the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RpcError {
-    pub code: i64,
-    pub message: String,
-}
-
-impl RpcError {
-    pub fn new(code: i64, message: impl Into<String>) -> Self {
-        RpcError {
-            code,
-            message: message.into(),
-        }
-    }
-    pub fn invalid_request(message: impl Into<String>) -> Self {
-        Self::new(codes::INVALID_REQUEST, message)
-    }
-    pub fn invalid_params(message: impl Into<String>) -> Self {
-        Self::new(codes::INVALID_PARAMS, message)
-    }
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(codes::INTERNAL, message)
-    }
-    pub fn method_not_found(method: &str) -> Self {
-        Self::new(
-            codes::METHOD_NOT_FOUND,
-            format!("exec-server stub does not implement `{method}` yet"),
-        )
-    }
-    /// The malformed-message error (§2.2), always sent with id -1.
-    pub fn malformed(detail: impl fmt::Display) -> Self {
-        Self::invalid_request(format!(
-            "failed to parse JSON-RPC message from exec-server stdio: {detail}"
-        ))
-    }
-    pub fn to_object(&self) -> ErrorObject {
-        ErrorObject {
-            code: self.code,
-            message: self.message.clone(),
-        }
-    }
-}
 
 impl From<serde_json::Error> for RpcError {
     /// Params that do not decode: -32602 with the decoder's text.

@@ -5,7 +5,6 @@ pub mod decode;
 pub mod dispatch;
 pub mod env_info;
 pub mod error;
-pub mod requests;
 pub mod transport;
 
 use crate::process::{group, lifeguard, ProcessManager};

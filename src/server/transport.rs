@@ -1,16 +1,16 @@
 //! NDJSON transport: one thread owns stdin and splits it into lines (with the 64 MiB
 //! cap), one thread owns stdout and writes queued messages. Everything else talks to
-//! them through bounded channels.
+//! them through bounded channels: the services through the outbound queue of
+//! `rpc::outbound`, which this writer drains.
 
+use crate::rpc::outbound::{self, Base64File, Body, OutMsg, Outbound};
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 
 /// Input line limit, not counting the terminator (PROTOCOL.md §2.1).
 pub const MAX_LINE: usize = 64 * 1024 * 1024;
-/// Outbound queue length in messages (§2.5).
-pub const OUTBOUND_QUEUE: usize = 256;
 
 /// What the reader thread hands to the dispatcher.
 #[derive(Debug)]
@@ -161,43 +161,6 @@ pub fn spawn_reader<R: Read + Send + 'static>(
         .expect("spawn stdin thread");
 }
 
-/// The large middle part of a message, written between its head and its tail
-/// without being copied into a line.
-pub enum Body {
-    None,
-    /// Shared with another owner (a retained output chunk).
-    Shared(Arc<str>),
-    Owned(Vec<u8>),
-    /// A file's bytes, read and base64-encoded by the writer as it writes them.
-    Base64File(Base64File),
-}
-
-impl Body {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Body::None | Body::Base64File(_) => b"",
-            Body::Shared(s) => s.as_bytes(),
-            Body::Owned(v) => v,
-        }
-    }
-}
-
-/// A file the writer streams as base64: up to `len` bytes from its current
-/// offset (fewer if it ends sooner). Read and encoded in blocks through two small
-/// buffers, so that a 512 MiB `fs/readFile` result needs neither the file nor its
-/// 716 MB encoding in memory, and encoding overlaps the client's reading.
-pub struct Base64File {
-    pub file: std::fs::File,
-    pub len: u64,
-    /// The whole error line for the same request, used if reading fails part way:
-    /// the partial line is then ended unterminated (invalid JSON, so never taken
-    /// for a result) and this line follows it.
-    pub error_line: ErrorLine,
-}
-
-/// Builds the error line of a [`Base64File`] whose read failed.
-pub type ErrorLine = Box<dyn Fn(&io::Error) -> Vec<u8> + Send>;
-
 /// Raw bytes per block of a [`Base64File`]: a multiple of 3, so that every block
 /// but the last encodes without padding; its encoding is exactly 1 MiB.
 const B64_BLOCK: usize = 3 << 16;
@@ -286,55 +249,6 @@ fn encode_blocks(
     }
 }
 
-/// One serialized message, `data` + `body` + `tail` (ending in `\n`), and the output
-/// budget it holds until it has been written.
-pub struct OutMsg {
-    pub data: Vec<u8>,
-    pub body: Body,
-    pub tail: &'static [u8],
-    pub permit: Option<OwnedSemaphorePermit>,
-}
-
-impl OutMsg {
-    fn parts(&self) -> [&[u8]; 3] {
-        [&self.data, self.body.bytes(), self.tail]
-    }
-
-    fn len(&self) -> usize {
-        self.parts().iter().map(|p| p.len()).sum()
-    }
-}
-
-/// The sending side of the outbound queue. Cheap to clone.
-#[derive(Clone)]
-pub struct Outbound {
-    tx: mpsc::Sender<OutMsg>,
-}
-
-impl Outbound {
-    /// Queue a message; waits while the queue is full. `false` once the writer is gone.
-    pub async fn send(&self, data: Vec<u8>, permit: Option<OwnedSemaphorePermit>) -> bool {
-        self.send_parts(data, Body::None, b"", permit).await
-    }
-
-    /// Queue the message `head` + `body` + `tail`, written whole as one line.
-    pub async fn send_parts(
-        &self,
-        head: Vec<u8>,
-        body: Body,
-        tail: &'static [u8],
-        permit: Option<OwnedSemaphorePermit>,
-    ) -> bool {
-        let msg = OutMsg {
-            data: head,
-            body,
-            tail,
-            permit,
-        };
-        self.tx.send(msg).await.is_ok()
-    }
-}
-
 /// Messages the writer takes from the queue for one `writev`, at most.
 const BATCH_MESSAGES: usize = 64;
 /// Stop adding messages to a batch past this many bytes.
@@ -398,7 +312,7 @@ pub fn spawn_writer<W: Write + Send + 'static>(
     stop: Arc<AtomicBool>,
     on_fail: impl FnOnce() + Send + 'static,
 ) -> Outbound {
-    let (tx, mut rx) = mpsc::channel::<OutMsg>(OUTBOUND_QUEUE);
+    let (sender, mut rx) = outbound::queue();
     std::thread::Builder::new()
         .name("tether-stdout".into())
         .spawn(move || {
@@ -437,7 +351,7 @@ pub fn spawn_writer<W: Write + Send + 'static>(
             }
         })
         .expect("spawn stdout thread");
-    Outbound { tx }
+    sender
 }
 
 #[cfg(test)]

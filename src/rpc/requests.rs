@@ -1,8 +1,8 @@
-//! Requests the server sends to the client (PROTOCOL.md §2.3, §10.4): ids
-//! `s-1`, `s-2`, … in their own id space, and the table that matches the
-//! client's responses to them.
+//! Requests the server sends to the client (docs/protocol.md "Transport",
+//! "Exec escalation"): ids `s-1`, `s-2`, … in their own id space, and the table
+//! that matches the client's responses to them.
 
-use super::transport::Outbound;
+use super::outbound::Outbound;
 use crate::protocol::{self, RequestId};
 use serde::Serialize;
 use serde_json::Value;
@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use tokio::sync::oneshot;
 
-/// Server requests that may wait for an answer at once (§10.4).
+/// Server requests that may wait for an answer at once (docs/protocol.md
+/// "Exec escalation").
 pub const MAX_PENDING: usize = 256;
 
 /// What the client answered: `Ok(result)` or `Err(error)`.
@@ -105,7 +106,6 @@ impl ServerRequests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
     #[tokio::test]
@@ -145,24 +145,20 @@ mod tests {
         assert!(r.send("m", Value::Null).await.is_ok());
     }
 
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Sink {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
+    /// An outbound queue drained into a buffer (what the stdout writer would
+    /// write, message after message).
     fn capture() -> (Arc<Mutex<Vec<u8>>>, Outbound) {
         let buf = Arc::new(Mutex::new(Vec::new()));
-        let out = super::super::transport::spawn_writer(
-            Sink(buf.clone()),
-            Arc::new(AtomicBool::new(false)),
-            || {},
-        );
+        let (out, mut rx) = super::super::outbound::queue();
+        let sink = buf.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                let mut b = sink.lock().unwrap();
+                for part in msg.parts() {
+                    b.extend_from_slice(part);
+                }
+            }
+        });
         (buf, out)
     }
 }
