@@ -27,7 +27,17 @@ fn abi_of(n: u32) -> ABI {
 
 fn rule_for(path: &Path, access: BitFlags<AccessFs>, abi: ABI) -> Option<PathBeneath<PathFd>> {
     let fd = PathFd::new(path).ok()?;
-    let is_dir = std::fs::metadata(path).is_ok_and(|m| m.is_dir());
+    // fstat of the descriptor just opened: no second path walk (there are
+    // dozens of rules per sandboxed start, see `fence_devices`).
+    let is_dir = {
+        use std::os::fd::{AsFd, AsRawFd};
+        // SAFETY: fstat of a descriptor we hold, into a zeroed local struct.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            libc::fstat(fd.as_fd().as_raw_fd(), &mut st) == 0
+                && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+        }
+    };
     let access = if is_dir {
         access
     } else {
