@@ -79,7 +79,7 @@ fn unknown_keys_and_bad_toml_are_rejected() {
             "[[environments]]\nid = \"a\"\nprogram = \"t\"\ninitialize_timeout_sec = -1\n",
             "initialize_timeout_sec",
         ),
-        ("this is not toml\n", ""),
+        ("this is not toml\n", "TOML parse error at line 1, column 6"),
     ] {
         let f = write(&dir, toml);
         let out = run_with(&f, "a");
