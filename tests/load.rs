@@ -269,6 +269,10 @@ fn pipelined_with_long_polls(n: usize, every: usize, delay_s: u32) {
         quick_done_at,
         t0.elapsed()
     );
+    // Long polls hold a permit, not memory (20 MiB measured, docs/hardening.md).
+    if hwm > 0 {
+        assert!(hwm < 128 * 1024, "server VmHWM {hwm} KiB");
+    }
     if n / every < 1000 {
         // Fewer long polls than the in-flight limit: they never hold up the rest.
         assert_eq!(

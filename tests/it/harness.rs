@@ -93,12 +93,21 @@ pub struct Builder {
     user: Option<(u32, u32)>,
     nofile: Option<u64>,
     cgroup: Option<PathBuf>,
+    own_group: bool,
 }
 
 impl Builder {
     /// Start the server with `RLIMIT_NOFILE` set to `n` (soft and hard).
     pub fn nofile(mut self, n: u64) -> Self {
         self.nofile = Some(n);
+        self
+    }
+
+    /// Start the server as the leader of a process group of its own (as a
+    /// client that signals the group does), so [`Server::signal_group`] reaches
+    /// it and not the test.
+    pub fn own_process_group(mut self) -> Self {
+        self.own_group = true;
         self
     }
 
@@ -176,6 +185,10 @@ impl Builder {
         cmd.env_remove("TETHER_TEST_MARKER");
         if let Some(cwd) = &self.cwd {
             cmd.current_dir(cwd);
+        }
+        if self.own_group {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
         }
         if !self.ignore_signals.is_empty()
             || self.user.is_some()
@@ -322,6 +335,7 @@ impl Server {
             user: None,
             nofile: None,
             cgroup: None,
+            own_group: false,
         }
     }
 
@@ -719,6 +733,20 @@ impl Server {
                 return None;
             }
             thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// `sig` to the server's process group (see [`Builder::own_process_group`]).
+    pub fn signal_group(&self, sig: i32) {
+        // SAFETY: getpgid and kill(2) of a group; refused unless the server
+        // leads its own group, so the test never signals itself.
+        unsafe {
+            assert_eq!(
+                libc::getpgid(self.pid()),
+                self.pid(),
+                "server leads its group"
+            );
+            libc::kill(-self.pid(), sig);
         }
     }
 

@@ -143,12 +143,14 @@ fn shutdown_on_sigterm() {
 #[test]
 fn shutdown_on_sigterm_to_the_process_group_like_codex() {
     // The Codex client sends SIGTERM and closes stdin at once, without
-    // waiting: both triggers together still mean one clean shutdown.
-    let mut s = Server::ready();
+    // waiting: both triggers together still mean one clean shutdown. The
+    // server leads its own group and the signal goes to the group.
+    let mut s = Server::builder().own_process_group().spawn();
+    s.initialize();
     spawn_tree(&mut s);
     quiesce(&mut s);
     let t0 = Instant::now();
-    s.signal(libc::SIGTERM);
+    s.signal_group(libc::SIGTERM);
     s.close_stdin();
     assert_clean_exit(&mut s, t0, "SIGTERM + stdin EOF");
     assert_no_survivors(&s.marker);
