@@ -7,7 +7,8 @@ pub mod env_info;
 pub mod error;
 pub mod transport;
 
-use crate::process::{group, lifeguard, ProcessManager};
+use crate::process::ProcessManager;
+use crate::spawn::{group, lifeguard};
 use std::fs::File;
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
@@ -68,7 +69,7 @@ pub fn run() -> i32 {
 /// the start was cut short), before the runtime starts.
 pub fn run_then(after_handshake: impl FnOnce()) -> i32 {
     prepare_process();
-    crate::escalate::limits::raise_nofile();
+    crate::spawn::limits::raise_nofile();
     // The namespace probe's child works while the first line is read.
     let probe = env_info::NamespaceProbe::start();
     let early = early_handshake(probe);
