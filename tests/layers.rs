@@ -55,9 +55,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
     // fs/ops.rs and fs/mounts.rs use the codex-fs child's descriptor I/O
     // (fs_helper/fdio.rs); it moves below both when fs_helper becomes modes/codex_fs.
     ("fs", "fs_helper", "modes"),
-    // The codex-fs child reads the host probe (landlock_abi, seccomp_available)
-    // from server/env_info.rs; the probe moves to sandbox/.
-    ("fs_helper", "server", "host probe"),
 ];
 
 /// One import: where it is and what it names.
