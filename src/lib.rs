@@ -18,5 +18,6 @@ pub mod protocol;
 pub mod rpc;
 pub mod sandbox;
 pub mod server;
+pub mod spawn;
 pub mod sys;
 pub mod tools;

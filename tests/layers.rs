@@ -52,19 +52,9 @@ const NARROW: &[(&str, &[&str])] = &[("client", &["protocol"]), ("cli", &["proto
 /// (importer, imported, the step). Remove an entry when its step lands; an
 /// entry whose edge is gone fails the check.
 const KNOWN: &[(&str, &str, &str)] = &[
-    // escalate/server.rs runs escalated commands with the Spawner and the
-    // reaper's group helpers; it, env.rs and wrapper.rs read the env policy.
-    // All of these move to spawn/.
-    ("escalate", "process", "spawn"),
-    // fs/helper.rs (sandboxed fs requests) starts the codex-fs child with the
-    // Spawner and reads its wait status and the env policy.
-    ("fs", "process", "spawn"),
     // fs/ops.rs and fs/mounts.rs use the codex-fs child's descriptor I/O
     // (fs_helper/fdio.rs); it moves below both when fs_helper becomes modes/codex_fs.
     ("fs", "fs_helper", "modes"),
-    // The codex-fs child reads the host probe (landlock_abi, seccomp_available)
-    // from server/env_info.rs; the probe moves to sandbox/.
-    ("fs_helper", "server", "host probe"),
 ];
 
 /// One import: where it is and what it names.

@@ -5,7 +5,7 @@
 //! keep the value the shell was started with (chosen by the client), else the
 //! server's own, else are absent.
 
-use crate::process::env_policy::{Env, ESCALATION_VARS};
+use crate::spawn::env_policy::{Env, ESCALATION_VARS};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;

@@ -3,7 +3,6 @@
 //! exec-server that answers it.
 
 pub mod env;
-pub mod limits;
 pub mod policy;
 pub mod server;
 pub mod wire;

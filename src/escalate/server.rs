@@ -8,14 +8,15 @@ use super::policy::{resolve, Confinement, Decision, Policy};
 use super::wire::{
     Action, AsyncDatagram, AsyncStream, ExecRequest, ExecResponse, ExitMessage, FdsMessage, MAX_FDS,
 };
-use crate::process::env_policy::Env;
-use crate::process::group::{exit_code, kill_group};
-use crate::process::spawn::{SpawnError, SpawnSpec, Spawner, MAX_TARGET_FD};
 use crate::protocol::escalation::{
     ApproveExecParams, ApproveExecResult, EscalationParams, ExecDecision, APPROVE_EXEC,
 };
 use crate::protocol::paths::to_uri;
 use crate::rpc::requests::{RequestError, ServerRequests};
+use crate::spawn::env_policy::Env;
+use crate::spawn::group::{exit_code, kill_group};
+use crate::spawn::spawner::{SpawnError, Spawner, MAX_TARGET_FD};
+use crate::spawn::spec::SpawnSpec;
 use std::collections::HashSet;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};

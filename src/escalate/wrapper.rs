@@ -8,7 +8,7 @@
 //! place (a nested patched shell) still reaches the server.
 
 use super::wire::{self, Action, ExecRequest, ExecResponse, ExitMessage, FdsMessage, FrameError};
-use crate::process::env_policy::ESCALATION_VARS;
+use crate::spawn::env_policy::ESCALATION_VARS;
 use crate::sys::socket::{send_raw, socketpair};
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};

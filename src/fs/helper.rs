@@ -5,11 +5,12 @@
 //! calls `waitpid` on it), at most 16 at once, and map what it answers.
 
 use super::FsError;
-use crate::process::env_policy::Env;
-use crate::process::group::{signal_name, WaitStatus};
-use crate::process::spawn::{SpawnError, SpawnSpec, Spawner};
 use crate::protocol::paths::to_uri;
 use crate::sandbox::policy::Resolved;
+use crate::spawn::env_policy::Env;
+use crate::spawn::group::{signal_name, WaitStatus};
+use crate::spawn::spawner::{SpawnError, Spawner};
+use crate::spawn::spec::SpawnSpec;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::path::Path;

@@ -189,7 +189,7 @@ fn uri_arg(p: &Path) -> crate::protocol::paths::PathArg {
 }
 
 impl FsService {
-    pub fn new(out: Outbound, spawner: crate::process::spawn::Spawner) -> Self {
+    pub fn new(out: Outbound, spawner: crate::spawn::spawner::Spawner) -> Self {
         FsService {
             handles: handles::Handles::default(),
             watches: watch::Watches::new(out),

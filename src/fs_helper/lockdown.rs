@@ -3,9 +3,9 @@
 //! No mount layer and no truncate right are needed (§8.8): the helper's own checks
 //! cover the carve-outs, and it never truncates outside the writable roots.
 
+use crate::sandbox::host::{landlock_abi, seccomp_available};
 use crate::sandbox::plan::{NO_LANDLOCK, NO_SECCOMP};
 use crate::sandbox::policy::{Network, Resolved};
-use crate::server::env_info::{landlock_abi, seccomp_available};
 use std::os::fd::AsRawFd;
 
 /// Lock this process down; `Err(reason)` when the sandbox cannot be enforced.

@@ -1,12 +1,8 @@
 //! The process manager: process records keyed by the client's `processId`, and the
 //! `process/*` operations on them (PROTOCOL.md §6).
 
-pub mod env_policy;
-pub mod group;
-pub mod lifeguard;
 pub mod record;
 pub mod retention;
-pub mod spawn;
 
 use crate::escalate::server::Escalation;
 use crate::protocol::handshake::HostSandbox;
@@ -15,10 +11,12 @@ use crate::protocol::process::*;
 use crate::rpc::outbound::Outbound;
 use crate::rpc::requests::ServerRequests;
 use crate::sandbox::plan::{plan_process, Mode, Report};
+use crate::spawn::env_policy;
+use crate::spawn::group::{self, Reaper};
+use crate::spawn::spawner::{SpawnError, Spawner};
+use crate::spawn::spec::SpawnSpec;
 use crate::sys::pty;
-use group::Reaper;
 use record::{InboxMsg, Phase, Pump, Record, StdinCmd};
-use spawn::{SpawnError, SpawnSpec, Spawner};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

@@ -1,11 +1,11 @@
 //! One process record: its state under a short lock, and the pump task that reads
 //! the child's output, numbers every event and sends the notifications in order.
 
-use super::group::{exit_code, WaitStatus};
 use super::retention::{Retained, Retention};
 use crate::protocol::process::{ClosedParams, ExitedParams, Stream};
 use crate::protocol::{self, methods, NotificationOut};
 use crate::rpc::outbound::{Body, Outbound};
+use crate::spawn::group::{exit_code, WaitStatus};
 use crate::sys::reactor::register;
 use std::collections::{HashSet, VecDeque};
 use std::io;

@@ -1,8 +1,10 @@
 //! The sandbox (PROTOCOL.md §8): policy parsing and resolution ([`policy`]),
-//! Landlock and seccomp ([`landlock`], [`seccomp`]), the mount layer ([`mount`]),
-//! and the host probe.
+//! what a process gets ([`plan`]), Landlock and seccomp ([`landlock`],
+//! [`seccomp`]), the mount layer ([`mount`]), the capability drop ([`caps`]),
+//! and the host probe ([`host`]).
 
 pub mod caps;
+pub mod host;
 pub mod landlock;
 pub mod mount;
 pub mod plan;

@@ -442,7 +442,7 @@ async fn handle(
 /// `tether.lifetime` of `environment/info`: the guard's mode, once it has
 /// reported (it is not waited for in `initialize`, which stays fast).
 async fn lifetime_guard() -> Option<crate::protocol::handshake::LifetimeGuard> {
-    use crate::process::lifeguard::{self, Mode};
+    use crate::spawn::lifeguard::{self, Mode};
     let mode = tokio::task::spawn_blocking(|| lifeguard::mode(std::time::Duration::from_secs(1)))
         .await
         .ok()??;

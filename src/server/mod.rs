@@ -7,7 +7,9 @@ pub mod env_info;
 pub mod error;
 pub mod transport;
 
-use crate::process::{group, lifeguard, ProcessManager};
+use crate::process::ProcessManager;
+use crate::sandbox::host::NamespaceProbe;
+use crate::spawn::{group, lifeguard};
 use std::fs::File;
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
@@ -68,9 +70,9 @@ pub fn run() -> i32 {
 /// the start was cut short), before the runtime starts.
 pub fn run_then(after_handshake: impl FnOnce()) -> i32 {
     prepare_process();
-    crate::escalate::limits::raise_nofile();
+    crate::spawn::limits::raise_nofile();
     // The namespace probe's child works while the first line is read.
-    let probe = env_info::NamespaceProbe::start();
+    let probe = NamespaceProbe::start();
     let early = early_handshake(probe);
     after_handshake();
     let Some(early) = early else {
@@ -110,7 +112,7 @@ struct Early {
 /// (A first line that is anything else, and everything after the first line, is
 /// left to the dispatcher as read.) Nothing can be started before `initialize`,
 /// so nothing waits on this; a signal now ends the process with nothing to clean.
-fn early_handshake(probe: env_info::NamespaceProbe) -> Option<Early> {
+fn early_handshake(probe: NamespaceProbe) -> Option<Early> {
     use std::io::{Read, Write};
     catch_early_signals();
     let mut prefill = transport::Prefill::default();
@@ -210,7 +212,7 @@ async fn serve(early: Early) {
         .tether
         .as_ref()
         .map(|t| t.sandbox.clone())
-        .unwrap_or_else(env_info::probe_sandbox);
+        .unwrap_or_else(crate::sandbox::host::probe_sandbox);
     let procs = ProcessManager::new(out.clone(), host);
     let mut dispatcher = dispatch::Dispatcher::new(out, procs.clone(), info);
     if let Some(h) = handshake {

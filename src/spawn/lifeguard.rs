@@ -27,6 +27,11 @@
 //! What process-group mode cannot catch: a process that left its group (setsid,
 //! setpgid) and whose server was SIGKILLed. `environmentInfo.tether.lifetime`
 //! says which mode is in force and why.
+//!
+//! Why one file of about 590 lines: the server's side (`start`, `mode`,
+//! `track`) and the guard process's (`guard_main`, its cgroup and groups) share
+//! the two pipes' message format and are read together; about 70 lines are
+//! these notes and the tests.
 
 use std::collections::HashMap;
 use std::io::Write;

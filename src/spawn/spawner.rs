@@ -1,46 +1,23 @@
 //! Starting a child: everything is prepared before `fork` (no allocation after it),
 //! the child sets itself up with async-signal-safe calls only, and reports a failure
-//! through a close-on-exec pipe. Forks happen on one long-lived thread, because
+//! through a close-on-exec pipe (the child's side is `child.rs`, what to start is
+//! a [`SpawnSpec`] from `spec.rs`). Forks happen on
+//! long-lived spawner threads (at most [`SPAWNER_THREADS`]), because
 //! `PR_SET_PDEATHSIG` fires when the *thread* that forked exits.
 
-use super::env_policy::Env;
+use super::child::{
+    child_main, vfork_child, ChildCtx, STAGE_CAPS, STAGE_LANDLOCK, STAGE_MOUNT, STAGE_NNP,
+    STAGE_SECCOMP,
+};
 use super::group::{Reaper, WaitStatus};
-use crate::protocol::process::TermSize;
+use super::spec::SpawnSpec;
 use crate::sys::fd::{dev_null, dup, pipe, set_nonblocking};
 use crate::sys::pty;
-use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::oneshot;
-
-/// The search path used when neither the child nor the server has `PATH`.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Everything the child needs, as C strings.
-pub struct SpawnSpec {
-    /// Program paths to try in order (one when `argv[0]` has a `/`).
-    candidates: Vec<CString>,
-    search: bool,
-    argv: Vec<CString>,
-    envp: Vec<CString>,
-    cwd: CString,
-    /// `Some` for a terminal.
-    tty: Option<TermSize>,
-    pipe_stdin: bool,
-    /// The sandbox to apply in the child, if any.
-    pub sandbox: Option<crate::sandbox::plan::ProcessPlan>,
-    /// Landlock ABI of the kernel (probed at start).
-    pub landlock_abi: u32,
-    /// Extra descriptors the child gets at the given numbers (the escalation
-    /// socket at 3), or with [`SpawnSpec::exact`] all of its descriptors.
-    pub inherit: Vec<(RawFd, OwnedFd)>,
-    /// The child's stdio comes from `inherit` (fds 0–2 it does not name are
-    /// `/dev/null`) instead of new pipes or a terminal.
-    given_stdio: bool,
-}
 
 /// Most descriptors a child can be given (16 passed plus stdio and slack).
 pub const MAX_CHILD_FDS: usize = 32;
@@ -59,95 +36,6 @@ pub enum SpawnError {
 impl From<io::Error> for SpawnError {
     fn from(e: io::Error) -> Self {
         SpawnError::Os(e)
-    }
-}
-
-/// Why a spec could not be built (NUL bytes): decoder-style text.
-#[derive(Debug)]
-pub struct SpecError(pub String);
-
-impl SpawnSpec {
-    pub fn new(
-        argv: &[String],
-        arg0: Option<&str>,
-        env: &Env,
-        cwd: &Path,
-        tty: Option<TermSize>,
-        pipe_stdin: bool,
-    ) -> Result<Self, SpecError> {
-        let cstr = |b: &[u8], what: &str| {
-            CString::new(b).map_err(|_| SpecError(format!("{what} must not contain NUL bytes")))
-        };
-        let program = &argv[0];
-        let (candidates, search) = if program.contains('/') {
-            (vec![cstr(program.as_bytes(), "argv")?], false)
-        } else {
-            let path: OsString = env
-                .get(OsStr::new("PATH"))
-                .cloned()
-                .or_else(|| std::env::var_os("PATH"))
-                .unwrap_or_else(|| DEFAULT_PATH.into());
-            let mut c = Vec::new();
-            for dir in path.as_bytes().split(|b| *b == b':') {
-                let mut full = if dir.is_empty() {
-                    b".".to_vec()
-                } else {
-                    dir.to_vec()
-                };
-                full.push(b'/');
-                full.extend_from_slice(program.as_bytes());
-                c.push(cstr(&full, "argv")?);
-            }
-            (c, true)
-        };
-        let mut args = Vec::with_capacity(argv.len());
-        args.push(cstr(arg0.unwrap_or(program).as_bytes(), "arg0")?);
-        for a in &argv[1..] {
-            args.push(cstr(a.as_bytes(), "argv")?);
-        }
-        let mut envp = Vec::with_capacity(env.len());
-        for (k, v) in env {
-            let mut kv = k.clone().into_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            envp.push(cstr(&kv, "env")?);
-        }
-        Ok(SpawnSpec {
-            candidates,
-            search,
-            argv: args,
-            envp,
-            cwd: cstr(cwd.as_os_str().as_bytes(), "cwd")?,
-            tty,
-            pipe_stdin,
-            sandbox: None,
-            landlock_abi: 0,
-            inherit: Vec::new(),
-            given_stdio: false,
-        })
-    }
-
-    /// A command run exactly as given: `program` (no search), `argv` with its
-    /// `argv[0]`, and the descriptors in `fds` at their numbers; nothing else is
-    /// inherited and fds 0–2 not in `fds` are `/dev/null` (escalated commands).
-    pub fn exact(
-        program: &Path,
-        argv: &[String],
-        env: &Env,
-        cwd: &Path,
-        fds: Vec<(RawFd, OwnedFd)>,
-    ) -> Result<Self, SpecError> {
-        let prog = program.to_string_lossy().into_owned();
-        let mut full = vec![prog.clone()];
-        full.extend(argv.iter().skip(1).cloned());
-        let arg0 = argv.first().cloned().unwrap_or(prog);
-        let mut s = SpawnSpec::new(&full, Some(&arg0), env, cwd, None, false)?;
-        s.candidates = vec![CString::new(program.as_os_str().as_bytes())
-            .map_err(|_| SpecError("file must not contain NUL bytes".into()))?];
-        s.search = false;
-        s.inherit = fds;
-        s.given_stdio = true;
-        Ok(s)
     }
 }
 
@@ -175,8 +63,8 @@ enum Job {
     Exact(SpawnSpec, oneshot::Sender<Result<SpawnedExact, SpawnError>>),
 }
 
-/// The long-lived thread that forks, started on the first spawn (a server that
-/// only answers the handshake never creates it).
+/// The long-lived threads that fork, started on the first spawn (a server that
+/// only answers the handshake never creates them).
 #[derive(Clone)]
 pub struct Spawner {
     inner: Arc<SpawnerInner>,
@@ -340,14 +228,6 @@ fn prepare_sandbox<'a>(
     }))
 }
 
-/// Stages reported through the error pipe.
-const STAGE_OS: u32 = 0;
-const STAGE_MOUNT: u32 = 1;
-const STAGE_NNP: u32 = 2;
-const STAGE_LANDLOCK: u32 = 3;
-const STAGE_SECCOMP: u32 = 4;
-const STAGE_CAPS: u32 = 5;
-
 /// Fork and exec a managed process on the spawner thread: new pipes or a terminal.
 fn spawn(mut spec: SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
     let stdio = make_stdio(&spec)?;
@@ -401,11 +281,6 @@ thread_local! {
     /// starts children, one at a time, and each is done with it when `clone`
     /// returns (the child has exec'd or exited by then).
     static CHILD_STACK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 256 * 1024]);
-}
-
-extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the `ChildCtx` of `clone_vfork`, alive until the child execs.
-    unsafe { child_main(&*(arg as *const ChildCtx<'_>)) }
 }
 
 /// Start the child like `posix_spawn` does: `CLONE_VM | CLONE_VFORK` shares the
@@ -574,253 +449,4 @@ fn fork_exec(
         return Err(SpawnError::Sandbox(format!("{step} failed: {err}")));
     }
     Ok((pid, exit_rx))
-}
-
-struct ChildCtx<'a> {
-    parent: libc::pid_t,
-    /// (target number, source descriptor), at most [`MAX_CHILD_FDS`].
-    fds: &'a [(RawFd, RawFd)],
-    /// The target numbers, sorted, unique, below [`MAX_TARGET_FD`].
-    targets: &'a [RawFd],
-    ctty: Option<RawFd>,
-    cwd: *const libc::c_char,
-    candidates: &'a [*const libc::c_char],
-    search: bool,
-    argv: *const *const libc::c_char,
-    envp: *const *const libc::c_char,
-    err_fd: RawFd,
-    mount: Option<&'a crate::sandbox::mount::MountPlan>,
-    landlock: Option<RawFd>,
-    no_new_privs: bool,
-    seccomp: Option<&'a libc::sock_fprog>,
-}
-
-/// The kernel's `struct sigaction` for `rt_sigaction(2)` on x86_64 and aarch64.
-#[repr(C)]
-struct KernelSigaction {
-    handler: libc::sighandler_t,
-    flags: libc::c_ulong,
-    restorer: libc::c_ulong,
-    mask: u64,
-}
-
-/// Report `errno` to the parent and exit.
-unsafe fn fail(err_fd: RawFd, errno: i32) -> ! {
-    fail_at(err_fd, STAGE_OS, errno)
-}
-
-/// Report a failing stage and `errno` to the parent and exit.
-unsafe fn fail_at(err_fd: RawFd, stage: u32, errno: i32) -> ! {
-    let mut b = [0u8; 8];
-    b[..4].copy_from_slice(&stage.to_ne_bytes());
-    b[4..].copy_from_slice(&errno.to_ne_bytes());
-    libc::write(err_fd, b.as_ptr().cast(), 8);
-    libc::_exit(127)
-}
-
-unsafe fn errno() -> i32 {
-    *libc::__errno_location()
-}
-
-/// The child between `fork` and `execve`. Async-signal-safe calls only.
-unsafe fn child_main(c: &ChildCtx<'_>) -> ! {
-    let mut err_fd = c.err_fd;
-    if libc::setsid() < 0 {
-        fail(err_fd, errno());
-    }
-    libc::prctl(
-        libc::PR_SET_PDEATHSIG,
-        libc::SIGKILL as libc::c_ulong,
-        0,
-        0,
-        0,
-    );
-    if libc::getppid() != c.parent {
-        libc::_exit(127);
-    }
-    // Default dispositions and an empty mask: the server ignores SIGPIPE, the child
-    // must not. The raw syscall reaches signals 32 and 33 too, which glibc's
-    // sigaction refuses (it reserves them), so no inherited disposition survives.
-    let dfl = KernelSigaction {
-        handler: libc::SIG_DFL,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
-    for sig in 1..=64 {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                &dfl,
-                std::ptr::null_mut::<KernelSigaction>(),
-                8usize,
-            );
-        }
-    }
-    let empty: u64 = 0;
-    libc::syscall(
-        libc::SYS_rt_sigprocmask,
-        libc::SIG_SETMASK,
-        &empty,
-        std::ptr::null_mut::<u64>(),
-        8usize,
-    );
-
-    if let Some(slave) = c.ctty {
-        if libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {
-            fail(err_fd, errno());
-        }
-    }
-    // Descriptors still needed after the moves go above every target first.
-    let max_target = c.targets.last().copied().unwrap_or(2);
-    let lowest = (max_target + 1).max(10);
-    if err_fd < lowest {
-        let n = libc::fcntl(err_fd, libc::F_DUPFD_CLOEXEC, lowest);
-        if n < 0 {
-            fail(err_fd, errno());
-        }
-        err_fd = n;
-    }
-    let mut landlock = c.landlock;
-    if let Some(fd) = landlock.filter(|fd| *fd < lowest) {
-        let n = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, lowest);
-        if n < 0 {
-            fail(err_fd, errno());
-        }
-        landlock = Some(n);
-    }
-    // Move the sources above every target, then into place.
-    let mut high = [0; MAX_CHILD_FDS];
-    for (i, (_, fd)) in c.fds.iter().enumerate() {
-        high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, lowest);
-        if high[i] < 0 {
-            fail(err_fd, errno());
-        }
-    }
-    for (i, (target, _)) in c.fds.iter().enumerate() {
-        if libc::dup2(high[i], *target) < 0 {
-            fail(err_fd, errno());
-        }
-    }
-    // Everything else above 2 closes at exec (the error pipe is already
-    // close-on-exec; dup2 cleared the flag on the targets).
-    let mut from: RawFd = 3;
-    for t in c.targets.iter().copied().chain(std::iter::once(RawFd::MAX)) {
-        if t < from {
-            continue;
-        }
-        if t > from {
-            cloexec_range(from, t - 1, err_fd, c.targets);
-        }
-        if t == RawFd::MAX {
-            break;
-        }
-        from = t + 1;
-    }
-    if let Some(plan) = c.mount {
-        if let Err(e) = crate::sandbox::mount::apply(plan, landlock) {
-            fail_at(err_fd, STAGE_MOUNT, e);
-        }
-    }
-    if libc::chdir(c.cwd) < 0 {
-        fail(err_fd, errno());
-    }
-    crate::escalate::limits::restore_in_child();
-    if c.no_new_privs {
-        if let Err(e) = crate::sandbox::caps::drop_dangerous() {
-            fail_at(err_fd, STAGE_CAPS, e);
-        }
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
-            fail_at(err_fd, STAGE_NNP, errno());
-        }
-    }
-    if let Some(fd) = landlock {
-        if libc::syscall(libc::SYS_landlock_restrict_self, fd, 0u32) < 0 {
-            fail_at(err_fd, STAGE_LANDLOCK, errno());
-        }
-    }
-    if let Some(prog) = c.seccomp {
-        const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
-        if libc::syscall(
-            libc::SYS_seccomp,
-            SECCOMP_SET_MODE_FILTER,
-            0u32,
-            prog as *const libc::sock_fprog,
-        ) < 0
-        {
-            fail_at(err_fd, STAGE_SECCOMP, errno());
-        }
-    }
-    let mut saw_eacces = false;
-    for cand in c.candidates {
-        libc::execve(*cand, c.argv, c.envp);
-        let e = errno();
-        if !c.search {
-            fail(err_fd, e);
-        }
-        match e {
-            libc::EACCES => saw_eacces = true,
-            libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
-            _ => fail(err_fd, e),
-        }
-    }
-    fail(
-        err_fd,
-        if saw_eacces {
-            libc::EACCES
-        } else {
-            libc::ENOENT
-        },
-    )
-}
-
-/// Mark `from..=to` close-on-exec (in the child).
-unsafe fn cloexec_range(from: RawFd, to: RawFd, err_fd: RawFd, targets: &[RawFd]) {
-    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 4;
-    if libc::syscall(
-        libc::SYS_close_range,
-        from as u32,
-        to as u32,
-        CLOSE_RANGE_CLOEXEC,
-    ) < 0
-    {
-        for fd in from..=to.min(65_535) {
-            if fd != err_fd && !targets.contains(&fd) {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spec_search_candidates_and_arg0() {
-        let env: Env = [(OsString::from("PATH"), OsString::from("/a::/b"))]
-            .into_iter()
-            .collect();
-        let s = SpawnSpec::new(
-            &["ls".into(), "-l".into()],
-            Some("LS"),
-            &env,
-            Path::new("/"),
-            None,
-            false,
-        )
-        .unwrap();
-        let c: Vec<_> = s
-            .candidates
-            .iter()
-            .map(|c| c.to_str().unwrap().to_string())
-            .collect();
-        assert_eq!(c, ["/a/ls", "./ls", "/b/ls"]);
-        assert!(s.search);
-        assert_eq!(s.argv[0].to_str().unwrap(), "LS");
-        let s = SpawnSpec::new(&["./x".into()], None, &env, Path::new("/"), None, false).unwrap();
-        assert!(!s.search);
-        assert!(SpawnSpec::new(&["a\0".into()], None, &env, Path::new("/"), None, false).is_err());
-    }
 }
