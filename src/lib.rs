@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod errors;
 pub mod escalate;
 pub mod fs;
 pub mod fs_helper;

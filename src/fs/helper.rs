@@ -6,6 +6,7 @@
 
 use super::FsError;
 use crate::protocol::paths::to_uri;
+use crate::rpc::error::RpcError;
 use crate::sandbox::policy::Resolved;
 use crate::spawn::env_policy::Env;
 use crate::spawn::group::{signal_name, WaitStatus};
@@ -52,14 +53,13 @@ pub struct HelperRunner {
 }
 
 fn codec_error(detail: impl std::fmt::Display) -> FsError {
-    FsError::Rpc(
-        -32603,
-        format!("failed to encode or decode fs sandbox helper message: {detail}"),
-    )
+    FsError::HelperFailed(format!(
+        "failed to encode or decode fs sandbox helper message: {detail}"
+    ))
 }
 
 fn internal(detail: impl std::fmt::Display) -> FsError {
-    FsError::Rpc(-32603, detail.to_string())
+    FsError::HelperFailed(detail.to_string())
 }
 
 async fn read_limited<R: AsyncRead + Unpin>(r: R, limit: u64) -> std::io::Result<Vec<u8>> {
@@ -151,7 +151,7 @@ impl HelperRunner {
         if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
             if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 2 {
                 let msg = err.strip_prefix("codex-fs: ").unwrap_or(&err);
-                return Err(FsError::Rpc(-32600, msg.to_string()));
+                return Err(FsError::HelperRefused(msg.to_string()));
             }
             return Err(internal(format!(
                 "fs sandbox helper failed with status {}: {err}",
@@ -184,7 +184,10 @@ fn decode<T: DeserializeOwned>(out: &[u8]) -> Result<T, FsError> {
                 .get("message")
                 .and_then(Value::as_str)
                 .ok_or_else(|| codec_error("missing field `message`"))?;
-            Err(FsError::Rpc(code, message.to_string()))
+            Err(FsError::HelperAnswer(RpcError::new(
+                code,
+                message.to_string(),
+            )))
         }
         other => Err(codec_error(format!("unknown status {other:?}"))),
     }
@@ -193,6 +196,7 @@ fn decode<T: DeserializeOwned>(out: &[u8]) -> Result<T, FsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::codes;
     use crate::protocol::EmptyResult;
 
     #[test]
@@ -210,7 +214,9 @@ mod tests {
             br#"{"status":"error","payload":{"code":-32600,"message":"Permission denied (os error 13)"}}"#,
         )
         .unwrap_err();
-        assert!(matches!(e, FsError::Rpc(-32600, ref m) if m == "Permission denied (os error 13)"));
+        assert!(
+            matches!(e, FsError::HelperAnswer(ref r) if r.code == codes::INVALID_REQUEST && r.message == "Permission denied (os error 13)")
+        );
         let e = decode::<EmptyResult>(b"garbage").unwrap_err();
         assert!(e
             .to_string()

@@ -32,7 +32,7 @@ pub enum FsError {
     NotAFile(String),
     #[error("path `{0}` contains a symbolic link")]
     Symlink(String),
-    #[error("file is too large to read: limit is 536870912 bytes")]
+    #[error("file is too large to read: limit is {MAX_READ_FILE} bytes")]
     TooLarge,
     #[error("fs/writeFile requires valid base64 dataBase64: {0}")]
     BadBase64(String),
@@ -50,19 +50,27 @@ pub enum FsError {
     RemoveCrossesMount(String),
     #[error("fs/copy refuses to cross into another filesystem at `{0}`")]
     CopyCrossesMount(String),
-    #[error("filesystem walk limits exceed maximums: depth=64, directories=10000, entries=50000")]
+    #[error(
+        "filesystem walk limits exceed maximums: depth={}, directories={}, entries={}",
+        walk::MAX_DEPTH,
+        walk::MAX_DIRECTORIES,
+        walk::MAX_ENTRIES
+    )]
     WalkLimits,
-    #[error("fs/readDirectory returned {0} entries; limit is 50000")]
+    #[error("fs/readDirectory returned {0} entries; limit is {MAX_DIR_ENTRIES}")]
     TooManyEntries(usize),
-    #[error("file read handle ID must not exceed 32 bytes")]
+    #[error("file read handle ID must not exceed {} bytes", handles::MAX_HANDLE_ID)]
     HandleTooLong,
     #[error("file read handle ID must not be empty")]
     HandleEmpty,
     #[error("file handle `{0}` already exists")]
     HandleExists(String),
-    #[error("at most 128 file reads may be open per connection")]
+    #[error(
+        "at most {} file reads may be open per connection",
+        handles::MAX_HANDLES
+    )]
     TooManyHandles,
-    #[error("file read block length must be between 1 and 1048576")]
+    #[error("file read block length must be between 1 and {}", handles::MAX_BLOCK)]
     BlockLength,
     #[error("unknown file handle `{0}`")]
     UnknownHandle(String),
@@ -72,14 +80,21 @@ pub enum FsError {
     NotForWriting(String),
     #[error("sandboxed fs/open is not supported by this executor")]
     SandboxedOpen,
-    #[error("at most 256 watches may be active per connection")]
+    #[error("at most {} watches may be active per connection", watch::MAX_WATCHES)]
     TooManyWatches,
-    #[error("fs/watchMissing accepts at most 4096 paths")]
+    #[error("fs/watchMissing accepts at most {} paths", watch::MAX_WATCH_PATHS)]
     TooManyWatchPaths,
-    /// An RPC error with its code: what the `codex-fs` helper answered, or how
-    /// running it failed (§9).
-    #[error("{1}")]
-    Rpc(i64, String),
+    /// The `codex-fs` helper answered with an error: relayed with its code and
+    /// text as the helper's own mapping (errors.rs) made them (docs/protocol.md
+    /// "codex-fs").
+    #[error("{}", .0.message)]
+    HelperAnswer(crate::rpc::error::RpcError),
+    /// The helper refused its request before doing it (exit status 2).
+    #[error("{0}")]
+    HelperRefused(String),
+    /// Running the helper, or encoding or decoding its messages, failed.
+    #[error("{0}")]
+    HelperFailed(String),
     /// A sandbox context refused with its exact message (-32600).
     #[error("{0}")]
     SandboxContext(String),
@@ -177,10 +192,9 @@ pub struct FsService {
 /// The params of a request for the helper: paths as URIs, `sandbox` replaced later.
 fn helper_params<T: serde::Serialize>(p: &T) -> Result<serde_json::Value, FsError> {
     serde_json::to_value(p).map_err(|e| {
-        FsError::Rpc(
-            -32603,
-            format!("failed to encode or decode fs sandbox helper message: {e}"),
-        )
+        FsError::HelperFailed(format!(
+            "failed to encode or decode fs sandbox helper message: {e}"
+        ))
     })
 }
 

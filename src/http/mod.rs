@@ -40,7 +40,7 @@ pub enum HttpError {
     Failed(String),
     #[error("failed to read http/request response body: {0}")]
     BodyRead(String),
-    #[error("http/request response body exceeds 67108864 bytes; use streamResponse")]
+    #[error("http/request response body exceeds {MAX_BUFFERED} bytes; use streamResponse")]
     BodyTooLarge,
 }
 

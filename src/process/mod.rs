@@ -43,7 +43,7 @@ pub enum ProcessError {
     Path(#[from] PathError),
     #[error("process {0} already exists")]
     AlreadyExists(String),
-    #[error("too many processes: at most 1024 may be open per connection")]
+    #[error("too many processes: at most {MAX_OPEN} may be open per connection")]
     TooMany,
     #[error("process {0} start was cancelled")]
     Cancelled(String),

@@ -1,6 +1,6 @@
 //! The error answer of a request: a JSON-RPC code and a message. Which typed
 //! error gets which code is decided in one place, the `From` conversions of
-//! `server/error.rs`; the codes are wire constants (`protocol::codes`, shared
+//! `errors.rs`; the codes are wire constants (`protocol::codes`, shared
 //! with the client).
 
 use crate::protocol::codes;

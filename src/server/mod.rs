@@ -4,7 +4,6 @@
 pub mod decode;
 pub mod dispatch;
 pub mod env_info;
-pub mod error;
 pub mod transport;
 
 use crate::process::ProcessManager;

@@ -1,5 +1,6 @@
-//! The one place that turns typed errors into JSON-RPC codes (PROTOCOL.md §3.3).
-//! These are the `From` conversions into [`RpcError`], which lives in `rpc/`.
+//! The one place that turns typed errors into JSON-RPC codes (docs/protocol.md
+//! "Transport"). These are the `From` conversions into [`RpcError`], which lives
+//! in `rpc/`; no service names a code itself.
 
 use crate::fs::FsError;
 use crate::http::HttpError;
@@ -59,7 +60,10 @@ impl From<FsError> for RpcError {
                 _ => codes::INTERNAL,
             },
             FsError::Path(p) => return RpcError::from(p.clone()),
-            FsError::Rpc(code, _) => *code,
+            // Relayed as the helper's own mapping made it.
+            FsError::HelperAnswer(r) => return r.clone(),
+            FsError::HelperFailed(_) => codes::INTERNAL,
+            FsError::HelperRefused(_) => codes::INVALID_REQUEST,
             FsError::InvalidParams(_) => codes::INVALID_PARAMS,
             FsError::UnknownHandle(_) => codes::NOT_FOUND,
             FsError::TooManyEntries(_) => codes::INTERNAL,
@@ -145,6 +149,19 @@ mod tests {
         assert_eq!(
             RpcError::from(FsError::UnknownHandle("h".into())).code,
             -32004
+        );
+        assert_eq!(
+            RpcError::from(FsError::HelperFailed("x".into())).code,
+            -32603
+        );
+        assert_eq!(
+            RpcError::from(FsError::HelperRefused("x".into())).code,
+            -32600
+        );
+        let relayed = RpcError::new(-32004, "gone");
+        assert_eq!(
+            RpcError::from(FsError::HelperAnswer(relayed.clone())),
+            relayed
         );
         assert_eq!(
             RpcError::from(FsError::Io(std::io::Error::from_raw_os_error(2))).message,
