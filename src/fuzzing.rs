@@ -10,13 +10,13 @@
 use crate::client::environments::{
     DefaultEnvironment, Environments, Selected, Transport, LOCAL_ID,
 };
+use crate::modes::exec_server::decode::{classify, Incoming};
+use crate::modes::exec_server::transport::{InputEvent, LineSplitter};
 use crate::protocol::paths::{parse_path, to_uri};
 use crate::protocol::{self, fs, handshake, http, methods, process, tools, ErrorObject};
 use crate::protocol::{ErrorOut, RequestId, MALFORMED_ID};
 use crate::rpc::error::RpcError;
 use crate::sandbox::policy::{self, Policy};
-use crate::server::decode::{classify, Incoming};
-use crate::server::transport::{InputEvent, LineSplitter};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::os::unix::ffi::OsStrExt;
@@ -352,17 +352,17 @@ mod tests;
 
 pub use dispatch::DispatchHarness;
 
-/// A [`crate::server::dispatch::Dispatcher`] over an in-memory connection.
+/// A [`crate::modes::exec_server::dispatch::Dispatcher`] over an in-memory connection.
 mod dispatch {
     use super::{split, Event};
+    use crate::modes::exec_server::decode::{classify, Incoming};
+    use crate::modes::exec_server::dispatch::Dispatcher;
+    use crate::modes::exec_server::env_info;
+    use crate::modes::exec_server::transport::{self, InputEvent};
     use crate::process::ProcessManager;
     use crate::protocol::handshake::EnvironmentInfo;
     use crate::protocol::{methods, RequestId};
     use crate::rpc::outbound::Outbound;
-    use crate::server::decode::{classify, Incoming};
-    use crate::server::dispatch::Dispatcher;
-    use crate::server::env_info;
-    use crate::server::transport::{self, InputEvent};
     use serde_json::Value;
     use std::collections::HashMap;
     use std::io::Write;
@@ -476,7 +476,8 @@ mod dispatch {
                             Incoming::Request { id, method, params } => {
                                 let fs_sandboxed = method.starts_with("fs/")
                                     && params.get("sandbox").is_some_and(|s| !s.is_null());
-                                let known = crate::server::dispatch::family(&method).is_some();
+                                let known =
+                                    crate::modes::exec_server::dispatch::family(&method).is_some();
                                 if fs_sandboxed || (known && !HARMLESS.contains(&&*method)) {
                                     continue;
                                 }

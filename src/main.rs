@@ -106,11 +106,11 @@ fn exec_server(args: ExecServerArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    ExitCode::from(tether::server::run() as u8)
+    ExitCode::from(tether::modes::exec_server::run() as u8)
 }
 
 fn codex_fs() -> ExitCode {
-    ExitCode::from(tether::fs_helper::main().clamp(0, 255) as u8)
+    ExitCode::from(tether::modes::codex_fs::main().clamp(0, 255) as u8)
 }
 
 fn dispatch(mode: Mode) -> ExitCode {
@@ -132,7 +132,7 @@ fn dispatch(mode: Mode) -> ExitCode {
 /// The wrapper takes its arguments by position (ARGV0 may start with `-`), so
 /// clap never sees them.
 fn execve_wrapper(rest: Vec<OsString>) -> ExitCode {
-    ExitCode::from(tether::escalate::wrapper::main(rest).clamp(0, 255) as u8)
+    ExitCode::from(tether::modes::execve_wrapper::main(rest).clamp(0, 255) as u8)
 }
 
 fn main() -> ExitCode {
@@ -182,7 +182,7 @@ fn main() -> ExitCode {
                 listen: "stdio".into(),
             });
         }
-        return ExitCode::from(tether::server::run_then(init_logging) as u8);
+        return ExitCode::from(tether::modes::exec_server::run_then(init_logging) as u8);
     }
     init_logging();
     match name.as_str() {

@@ -37,9 +37,8 @@ const LAYERS: &[&[&str]] = &[
     // The client library and `tether run` (see also NARROW).
     &["client"],
     &["cli"],
-    // The modes: exec-server, codex-fs (the execve-wrapper mode is still
-    // escalate/wrapper.rs).
-    &["modes", "server", "fs_helper"],
+    // The modes: exec-server, codex-fs, execve-wrapper.
+    &["modes"],
     // Decoder invariants for the fuzz targets and property tests: drives the rest.
     &["fuzzing"],
 ];
@@ -51,11 +50,7 @@ const NARROW: &[(&str, &[&str])] = &[("client", &["protocol"]), ("cli", &["proto
 /// Upward edges that remain until a later step of issue 15 removes them:
 /// (importer, imported, the step). Remove an entry when its step lands; an
 /// entry whose edge is gone fails the check.
-const KNOWN: &[(&str, &str, &str)] = &[
-    // fs/ops.rs and fs/mounts.rs use the codex-fs child's descriptor I/O
-    // (fs_helper/fdio.rs); it moves below both when fs_helper becomes modes/codex_fs.
-    ("fs", "fs_helper", "modes"),
-];
+const KNOWN: &[(&str, &str, &str)] = &[];
 
 /// One import: where it is and what it names.
 struct Use {

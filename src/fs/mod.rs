@@ -1,12 +1,14 @@
-//! The filesystem RPCs (PROTOCOL.md §7). Requests without a sandbox, or with one
-//! that allows what they do, run in the server itself (blocking work on the blocking
-//! pool); the others run in the `codex-fs` helper ([`helper`], §8.7, §9). Handles and
+//! The filesystem RPCs (docs/protocol.md "Filesystem"). Requests without a
+//! sandbox, or with one that allows what they do, run in the server itself
+//! (blocking work on the blocking pool); the others run in the `codex-fs` helper
+//! ([`sandboxed`], docs/protocol.md "Sandboxed filesystem requests"). Handles and
 //! watches belong to the connection.
 
+pub mod fdio;
 pub mod handles;
-pub mod helper;
 pub mod mounts;
 pub mod ops;
+pub mod sandboxed;
 pub mod walk;
 pub mod watch;
 
@@ -186,7 +188,7 @@ use crate::rpc::outbound::Outbound;
 pub struct FsService {
     pub handles: handles::Handles,
     pub watches: watch::Watches,
-    helper: helper::HelperRunner,
+    helper: sandboxed::HelperRunner,
 }
 
 /// The params of a request for the helper: paths as URIs, `sandbox` replaced later.
@@ -207,7 +209,7 @@ impl FsService {
         FsService {
             handles: handles::Handles::default(),
             watches: watch::Watches::new(out),
-            helper: helper::HelperRunner::new(spawner),
+            helper: sandboxed::HelperRunner::new(spawner),
         }
     }
 

@@ -2,7 +2,7 @@
 //! `fs/remove` never removes `/` or a mount point, and a recursive `fs/remove` or
 //! `fs/copy` never crosses into another filesystem (as `rm --preserve-root
 //! --one-file-system`). Used by the direct versions ([`super::ops`]) and by the
-//! `codex-fs` helper (`crate::fs_helper`), on directory descriptors, never
+//! `codex-fs` helper (`crate::modes::codex_fs`), on directory descriptors, never
 //! following a link.
 //!
 //! An entry is *another filesystem* when `statx` marks it the root of a mount
@@ -12,8 +12,8 @@
 //! anything is removed or copied, so a refused request changes nothing; the
 //! removal and the copies check every directory again as they enter it.
 
+use super::fdio;
 use super::{display, FsError};
-use crate::fs_helper::fdio;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};

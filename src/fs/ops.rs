@@ -1,9 +1,9 @@
 //! The path-based methods: readFile, writeFile, createDirectory, getMetadata,
 //! readDirectory, remove, copy, canonicalize.
 
+use super::fdio;
 use super::mounts::{self, TreeOp};
 use super::{display, refuse_symlinks, FsError, MAX_DIR_ENTRIES, MAX_READ_FILE};
-use crate::fs_helper::fdio;
 use crate::protocol::fs::{DirEntry, Metadata};
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};

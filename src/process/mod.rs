@@ -4,7 +4,7 @@
 pub mod record;
 pub mod retention;
 
-use crate::escalate::server::Escalation;
+use crate::escalate::broker::Escalation;
 use crate::protocol::handshake::HostSandbox;
 use crate::protocol::paths::PathError;
 use crate::protocol::process::*;
@@ -396,7 +396,7 @@ impl ProcessManager {
         let start_env = env.clone();
         let wrapper = match &params.wrapper_path {
             Some(w) => w.to_path()?,
-            None => crate::escalate::server::default_wrapper().map_err(ProcessError::Spawn)?,
+            None => crate::escalate::broker::default_wrapper().map_err(ProcessError::Spawn)?,
         };
         // Seqpacket, not datagram: the kernel ignores a destination address on a
         // seqpacket send, so the sandbox cannot use fd 3 to reach other sockets.

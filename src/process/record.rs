@@ -88,7 +88,7 @@ pub struct State {
     /// session), bounded like [`Retention`]; the owner takes it whole.
     pub window: Option<Retention>,
     /// The escalation server of a shell started with `escalation` (§10.3).
-    pub escalation: Option<Arc<crate::escalate::server::Escalation>>,
+    pub escalation: Option<Arc<crate::escalate::broker::Escalation>>,
 }
 
 /// A `process/write` or `process/closeStdin`, queued in wire order.

@@ -1,8 +1,8 @@
 //! Whole trees under the helper's checks: checking, removing and copying them
 //! through directory descriptors (never following a link inside), and `fs/walk`.
 
-use super::fdio;
 use super::guard::{denied, Guard};
+use crate::fs::fdio;
 use crate::fs::mounts::{self, TreeOp};
 use crate::fs::walk::{MAX_DEPTH, MAX_DIRECTORIES, MAX_ENTRIES};
 use crate::fs::FsError;

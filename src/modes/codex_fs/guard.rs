@@ -5,7 +5,7 @@
 //! what was opened is checked against the whole policy, narrowing paths included.
 //! Operations then work on the opened descriptors only.
 
-use super::fdio;
+use crate::fs::fdio;
 use crate::fs::{display, FsError};
 use crate::sandbox::policy::{Access, Resolved};
 use std::ffi::OsStr;

@@ -7,7 +7,9 @@
 //! escalation socket is used by number and never closed, so a command run in
 //! place (a nested patched shell) still reaches the server.
 
-use super::wire::{self, Action, ExecRequest, ExecResponse, ExitMessage, FdsMessage, FrameError};
+use crate::escalate::wire::{
+    self, Action, ExecRequest, ExecResponse, ExitMessage, FdsMessage, FrameError,
+};
 use crate::spawn::env_policy::ESCALATION_VARS;
 use crate::sys::socket::{send_raw, socketpair};
 use std::collections::BTreeMap;

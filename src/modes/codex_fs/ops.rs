@@ -1,8 +1,8 @@
 //! The operations of §9 under the helper's checks, on descriptors opened by the
 //! [`Guard`]. Results and errors are those of the direct versions (`crate::fs::ops`).
 
-use super::fdio;
 use super::guard::{denied, link_target, Guard, Parent};
+use crate::fs::fdio;
 use crate::fs::mounts::{self, TreeOp};
 use crate::fs::{display, ops as direct, FsError};
 use crate::protocol::fs::{DirEntry, Metadata};

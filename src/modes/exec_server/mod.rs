@@ -242,6 +242,6 @@ async fn serve(early: Early) {
     procs.kill_all();
     let _ = tokio::task::spawn_blocking(|| group::sweep_children(SWEEP_BUDGET)).await;
     crate::sandbox::mount::remove_all_placeholders();
-    crate::escalate::server::remove_link_dir();
+    crate::escalate::broker::remove_link_dir();
     tracing::info!("shutdown complete in {:?}", started.elapsed());
 }

@@ -2,6 +2,9 @@
 //! cap), one thread owns stdout and writes queued messages. Everything else talks to
 //! them through bounded channels: the services through the outbound queue of
 //! `rpc::outbound`, which this writer drains.
+//!
+//! Longer than 500 lines because of its tests (the second third of the file): the
+//! splitter's and writer's edge cases sit next to the code they pin down.
 
 use crate::rpc::outbound::{self, Base64File, Body, OutMsg, Outbound};
 use std::io::{self, Read, Write};

@@ -5,7 +5,6 @@
 //! Landlock and seccomp ([`lockdown`]); (5) perform the operation with the checks of
 //! §8.7 ([`guard`], [`ops`], [`tree`]); (6) write one response line and exit 0.
 
-pub mod fdio;
 pub mod guard;
 pub mod lockdown;
 pub mod ops;

@@ -1,6 +1,8 @@
-//! Thin wrappers over the descriptor-relative syscalls the helper uses: `openat2`,
-//! `openat`, `fstatat`, `readlinkat`, `mkdirat`, `unlinkat`, `symlinkat`, listing a
-//! directory, and the real path of a descriptor.
+//! Thin wrappers over the descriptor-relative syscalls the `codex-fs` helper
+//! (`modes/codex_fs/`) and the direct operations ([`super::ops`],
+//! [`super::mounts`]) use: `openat2`, `openat`, `fstatat`, `readlinkat`,
+//! `mkdirat`, `unlinkat`, `symlinkat`, listing a directory, and the real path of a
+//! descriptor. It sits in fs/ so both can use it without fs importing a mode.
 
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::File;
