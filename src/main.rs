@@ -30,7 +30,7 @@ struct Cli {
 enum Mode {
     /// JSON-RPC server on stdin/stdout; exits when stdin closes, killing what it started
     ExecServer(ExecServerArgs),
-    /// Sandbox helper: one filesystem operation, request on stdin (PROTOCOL.md §9)
+    /// Sandbox helper: one filesystem operation, request on stdin (docs/protocol.md, "Sandboxed filesystem requests")
     CodexFs(HelperArgs),
     /// BASH_EXEC_WRAPPER / EXEC_WRAPPER of a patched bash: `FILE ARGV0 [ARG...]`
     ExecveWrapper(HelperArgs),
