@@ -57,7 +57,7 @@ pub fn split(data: &[u8], max: usize, cuts: &[usize]) -> Vec<Event> {
     out
 }
 
-/// PROTOCOL.md §2.1 written as plainly as possible: lines end with `\n`, one `\r`
+/// docs/protocol.md "Transport" written as plainly as possible: lines end with `\n`, one `\r`
 /// before it is removed, blank lines are skipped, a line over `max` bytes (the
 /// terminator not counted) is one `TooLong`. A last line without `\n` still counts.
 pub fn split_model(data: &[u8], max: usize) -> Vec<Event> {
@@ -256,7 +256,7 @@ pub fn check_policy(v: &Value) {
     }
 }
 
-/// Escalation frames (§10.1) read from a stream: the reader never panics and
+/// Escalation frames (docs/protocol.md "Exec escalation") read from a stream: the reader never panics and
 /// never yields a frame over the limit; every message it decodes encodes to a
 /// frame that decodes to the same message. Input beyond 64 KiB is ignored (it is
 /// written to the socket before reading starts).

@@ -1,4 +1,4 @@
-//! Exec escalation (PROTOCOL.md §10) through the real binaries: the patched
+//! Exec escalation (docs/protocol.md "Exec escalation") through the real binaries: the patched
 //! bash and the reference `codex-execve-wrapper` from
 //! `@openai/codex-shell-tool-mcp@0.97.0` (installed from npm into a cache outside
 //! the repository), the built `tether` as wrapper and server, and a

@@ -1,4 +1,4 @@
-//! Integration tests for the filesystem RPCs (PROTOCOL.md §7), through the
+//! Integration tests for the filesystem RPCs (docs/protocol.md "Filesystem"), through the
 //! built binary. Each test starts its own server and uses its own temp dir.
 
 #[path = "fs/harness.rs"]

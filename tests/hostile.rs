@@ -1,7 +1,7 @@
 //! The hostile-input matrix (issue 9): lines over the limit, invalid UTF-8, NUL
 //! bytes, deep nesting, huge strings and numbers, odd ids, duplicate keys, params of
 //! every wrong type for every method, and floods of tiny pipelined requests. Every
-//! line is answered as PROTOCOL.md §2.2 says; the server never panics, hangs or exits.
+//! line is answered as docs/protocol.md "Transport" says; the server never panics, hangs or exits.
 
 #[path = "it/harness.rs"]
 mod harness;
@@ -252,7 +252,7 @@ fn huge_numbers_floats_and_nulls_as_ids() {
             "{method} {params}: {r}"
         );
     }
-    // The largest waitMs is valid (capped at a day, §6.5): the id is what is wrong.
+    // The largest waitMs is valid (capped at a day, docs/protocol.md "Processes"): the id is what is wrong.
     let r = s.request(
         "process/read",
         json!({"processId": "p", "waitMs": u64::MAX}),
@@ -496,7 +496,7 @@ fn params_of_every_wrong_type_for_every_method() {
                 answered += 1;
                 let code = error_of(&r).map(|e| e.0);
                 // A path given as a string of another shape is refused by the path
-                // rules (§3.1) with -32602 too; initialize after success is -32600.
+                // rules (docs/protocol.md "Transport") with -32602 too; initialize after success is -32600.
                 let ok = match m {
                     "initialize" => code == Some(-32600),
                     _ => code == Some(-32602),

@@ -130,7 +130,7 @@ fn many_processes_writing(n: usize, bytes: usize) {
         "{n} processes x {bytes} bytes: started in {started:?}, all closed after {:?}; server VmRSS peak {peak} KiB, VmHWM {hwm} KiB",
         t0.elapsed()
     );
-    // Retention keeps up to 1 MiB per process (§6.4) until 30 s after closed, so
+    // Retention keeps up to 1 MiB per process (docs/protocol.md "Processes") until 30 s after closed, so
     // the bound grows with the number of processes; the rest is small.
     let retention_kib = (n * bytes.min(1 << 20) / 1024) as u64;
     assert!(

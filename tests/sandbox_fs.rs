@@ -1,9 +1,9 @@
-//! The escape suite for sandboxed filesystem requests (PROTOCOL.md §8.7, §9),
+//! The escape suite for sandboxed filesystem requests (docs/protocol.md "Sandboxed filesystem requests"),
 //! through the built binary: for each rule the allowed action succeeds, the denied
 //! one fails with -32600 `Permission denied (os error 13)`, and the world outside
 //! the writable roots is unchanged afterwards.
 //!
-//! The workspace is under /var/tmp (the workspace-write context of §8.5 also makes
+//! The workspace is under /var/tmp (the workspace-write context of docs/protocol.md "Sandbox" also makes
 //! /tmp writable). Key denials run twice: as the test user (root in CI) and with
 //! the server running as `nobody`, owning every file involved, so that only the
 //! sandbox stands between it and the outside.
@@ -77,7 +77,7 @@ impl Fx {
         uri(&self.p(rel))
     }
 
-    /// The workspace-write context of §8.5, cwd the workspace.
+    /// The workspace-write context of docs/protocol.md "Sandbox", cwd the workspace.
     fn ww(&self) -> Value {
         ww_context(&self.proj)
     }
@@ -223,7 +223,7 @@ fn appendix_a4_transcript() {
         }
     }
     assert!(!exists(&f.base.join("notes.txt")));
-    // The process's placeholder for the missing .codex (§8.6) goes when it closes.
+    // The process's placeholder for the missing .codex (docs/protocol.md "Sandbox") goes when it closes.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while exists(&f.p(".codex")) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -520,8 +520,8 @@ fn protected_names_of_a_root_reached_through_a_link_as_nobody() {
 
 #[test]
 fn hard_link_to_an_outside_file_is_written_like_the_reference() {
-    // §8.7: the link is inside, so writing through it is allowed (as bubblewrap and
-    // Landlock allow it); this is documented, not a defect (§8.10).
+    // docs/protocol.md "Sandboxed filesystem requests": the link is inside, so writing through it is allowed (as bubblewrap and
+    // Landlock allow it); this is documented, not a defect (docs/protocol.md "Sandbox").
     let mut f = Fx::new("hardlink", false);
     let ww = f.ww();
     fs::hard_link(f.out.join("f"), f.p("hl")).unwrap();

@@ -1,4 +1,4 @@
-//! The process sandbox, attacked (PROTOCOL.md §8.6): for every rule a sandboxed
+//! The process sandbox, attacked (docs/protocol.md "Sandbox"): for every rule a sandboxed
 //! command tries the allowed action and the denied one, and the test then checks
 //! the outside world is unchanged. Probes are small shell and python3 scripts.
 
@@ -49,7 +49,7 @@ fn uri(p: &Path) -> String {
     format!("file://{}", p.display())
 }
 
-/// The context the Codex CLI 0.169 sends with `-s workspace-write` (§8.5).
+/// The context the Codex CLI 0.169 sends with `-s workspace-write` (docs/protocol.md "Sandbox").
 fn workspace_write(ws: &Path) -> Value {
     json!({"permissions":{"type":"managed","file_system":{"type":"restricted","entries":[
         {"path":{"type":"special","value":{"kind":"root"}},"access":"read"},
@@ -220,7 +220,7 @@ fn symlinks_and_dotdot_do_not_leave_the_workspace() {
 fn hard_links_rename_and_truncate_across_the_boundary() {
     let d = Dirs::new("hard");
     // A hard link made before the sandbox: writing through it is allowed, as in the
-    // reference (documented in PROTOCOL.md §8.10).
+    // reference (documented in docs/protocol.md "Sandbox").
     fs::write(d.out.join("linked"), "before\n").unwrap();
     fs::hard_link(d.out.join("linked"), d.ws.join("linked")).unwrap();
     fs::write(d.ws.join("mine"), "mine\n").unwrap();

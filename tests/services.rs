@@ -1,5 +1,5 @@
 //! Black-box tests of the higher-level services through the built binary:
-//! unified-exec tools (PROTOCOL.md §11) and `http/request` (§12). Every HTTP
+//! unified-exec tools (docs/protocol.md "Unified-exec tools") and `http/request` (docs/protocol.md "http/request"). Every HTTP
 //! exchange goes to a test server on 127.0.0.1 that the tests start themselves.
 
 #[path = "services/harness.rs"]

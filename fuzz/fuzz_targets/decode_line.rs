@@ -1,4 +1,4 @@
-//! Bytes from stdin through the line splitter and the line classifier (§2.1, §2.2),
+//! Bytes from stdin through the line splitter and the line classifier (docs/protocol.md "Transport"),
 //! then the typed params of the method. The first byte picks the line limit (64 bytes
 //! or 1 MiB) and the size of the pieces the stream arrives in.
 #![no_main]

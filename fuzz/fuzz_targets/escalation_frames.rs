@@ -1,4 +1,4 @@
-//! Escalation frames (§10.1): length-prefixed JSON read from a stream socket.
+//! Escalation frames (docs/protocol.md "Exec escalation"): length-prefixed JSON read from a stream socket.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 

@@ -1,4 +1,4 @@
-//! Path members (§3.1): `file:` URIs and plain absolute paths.
+//! Path members (docs/protocol.md "Transport"): `file:` URIs and plain absolute paths.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 

@@ -1,4 +1,4 @@
-//! `sandbox` members (§8.1–§8.4): any JSON value through the policy parser.
+//! `sandbox` members (docs/protocol.md "Sandbox"): any JSON value through the policy parser.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 

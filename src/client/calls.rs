@@ -1,4 +1,4 @@
-//! Typed calls for the methods of PROTOCOL.md §4–§6. Filesystem, tools and http
+//! Typed calls for the methods of docs/protocol.md "Handshake", "Environment methods", "Processes". Filesystem, tools and http
 //! methods go through [`Client::call`] until they get typed helpers.
 
 use super::{Client, ClientError, ProcessEvents};

@@ -3,7 +3,7 @@
 //! [`Client::connect`] starts a server program behind a [`ChildGuard`] (own
 //! process group, stdin/stdout piped, stderr forwarded to `tracing` at debug
 //! level), performs the handshake within a timeout, and then offers typed async
-//! calls for the methods of PROTOCOL.md §4–§6 ([`Client::call`] speaks any other
+//! calls for the methods of docs/protocol.md "Handshake", "Environment methods", "Processes" ([`Client::call`] speaks any other
 //! method). Responses are matched by id, so calls may run concurrently and
 //! finish in any order. Each process's notifications arrive on its own
 //! [`ProcessEvents`] stream, in `seq` order, ending with `Closed`. Requests the

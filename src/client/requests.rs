@@ -1,4 +1,4 @@
-//! Requests the server sends to the client (PROTOCOL.md §10.4), and the handler
+//! Requests the server sends to the client (docs/protocol.md "Exec escalation"), and the handler
 //! trait through which a caller answers them.
 
 use crate::protocol::{ErrorObject, RequestId};

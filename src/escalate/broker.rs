@@ -1,7 +1,7 @@
-//! The escalation server of one managed shell (PROTOCOL.md §10.3): it receives
+//! The escalation server of one managed shell (docs/protocol.md "Exec escalation"): it receives
 //! stream ends on the shell's seqpacket socket, answers each wrapper
 //! concurrently (at most [`MAX_STREAMS`] at once), asks the client for `prompt`
-//! decisions (§10.4) and runs escalated commands itself, outside the shell's
+//! decisions (docs/protocol.md "Exec escalation") and runs escalated commands itself, outside the shell's
 //! sandbox, through the same spawner and reaper as every other child.
 
 use super::policy::{resolve, Confinement, Decision, Policy};
@@ -204,7 +204,7 @@ impl Escalation {
         }
     }
 
-    /// Ask the client (§10.4) and turn its answer into an action.
+    /// Ask the client (docs/protocol.md "Exec escalation") and turn its answer into an action.
     async fn ask(
         &self,
         stream: &AsyncStream,

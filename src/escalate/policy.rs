@@ -1,4 +1,4 @@
-//! Prefix rules (PROTOCOL.md §10.3): which decision an intercepted exec gets,
+//! Prefix rules (docs/protocol.md "Exec escalation"): which decision an intercepted exec gets,
 //! and where the program comes from: a program the sandboxed shell could have
 //! written or re-pointed is never matched by a basename rule and never escalated
 //! without a prompt.

@@ -1,4 +1,4 @@
-//! The escalation socket wire (PROTOCOL.md §10.1): the handshake datagram that
+//! The escalation socket wire (docs/protocol.md "Exec escalation"): the handshake datagram that
 //! carries one stream end, and length-prefixed JSON frames with `SCM_RIGHTS` on
 //! that stream. Blocking calls serve the wrapper; [`AsyncStream`] serves the
 //! server. Both use the same non-blocking-safe `sendmsg`/`recvmsg` helpers
@@ -15,9 +15,9 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use tokio::io::unix::AsyncFd;
 
-/// Largest frame payload accepted (§10.1, §14).
+/// Largest frame payload accepted (docs/protocol.md "Exec escalation", "Transport").
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
-/// Most descriptors in one message (§10.1, §14): what the `SCM_RIGHTS`
+/// Most descriptors in one message (docs/protocol.md "Exec escalation", "Transport"): what the `SCM_RIGHTS`
 /// helpers of [`crate::sys::socket`] carry.
 pub use crate::sys::socket::MAX_FDS;
 

@@ -1,4 +1,4 @@
-//! File handles (PROTOCOL.md §7.4): `fs/open`, `fs/readBlock`, `fs/writeBlock`,
+//! File handles (docs/protocol.md "Filesystem"): `fs/open`, `fs/readBlock`, `fs/writeBlock`,
 //! `fs/close`. A handle keeps the opened file, so renames and replacements of the
 //! path do not affect it.
 

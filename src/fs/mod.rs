@@ -109,7 +109,7 @@ pub fn display(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// Where a filesystem request runs (PROTOCOL.md §8.7).
+/// Where a filesystem request runs (docs/protocol.md "Sandboxed filesystem requests").
 pub enum Route {
     /// The server does it with its own rights.
     Direct,

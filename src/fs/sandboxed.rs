@@ -1,4 +1,4 @@
-//! The server's side of the `codex-fs` helper (PROTOCOL.md §9): build the effective
+//! The server's side of the `codex-fs` helper (docs/protocol.md "Sandboxed filesystem requests"): build the effective
 //! context, start `/proc/self/exe` as `codex-fs` through the project's spawner (own
 //! process group, empty environment, cwd `/`, PDEATHSIG SIGKILL, no descriptors but
 //! the three pipes; its exit status comes from the server's reaper, so nothing else
@@ -20,14 +20,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::Semaphore;
 
-/// Helpers running at once (§7.2); further requests wait.
+/// Helpers running at once (docs/protocol.md "Filesystem"); further requests wait.
 pub const MAX_HELPERS: usize = 16;
 /// Most stdout accepted from a helper (a 512 MiB file in base64, plus framing).
 const MAX_STDOUT: u64 = 768 * 1024 * 1024;
 /// Most stderr kept from a helper.
 const MAX_STDERR: u64 = 64 * 1024;
 
-/// The effective context of §9: a managed, restricted profile whose entries use
+/// The effective context of docs/protocol.md "Sandboxed filesystem requests": a managed, restricted profile whose entries use
 /// only `path` and `glob_pattern`, network restricted.
 pub fn effective_context(r: &Resolved) -> Value {
     let mut entries: Vec<Value> = r

@@ -1,4 +1,4 @@
-//! `fs/watchMissing` and `fs/missingChanged` (PROTOCOL.md §7.5): inotify on the
+//! `fs/watchMissing` and `fs/missingChanged` (docs/protocol.md "Filesystem"): inotify on the
 //! nearest existing ancestor directory of each missing path, moved down as
 //! directories appear; notifications coalesced to one per watch per 250 ms.
 

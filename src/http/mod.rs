@@ -1,4 +1,4 @@
-//! `http/request` (PROTOCOL.md §12): the server performs an HTTP request for the
+//! `http/request` (docs/protocol.md "http/request"): the server performs an HTTP request for the
 //! client, over `reqwest` (rustls, the system's root certificates).
 //!
 //! Buffered bodies come back in the result (at most 64 MiB); streamed bodies follow

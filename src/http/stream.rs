@@ -1,4 +1,4 @@
-//! Streamed response bodies (PROTOCOL.md §12): the set of active `requestId`s and
+//! Streamed response bodies (docs/protocol.md "http/request"): the set of active `requestId`s and
 //! the task that sends `http/request/bodyDelta` frames after the response.
 
 use super::error_chain;

@@ -1,4 +1,4 @@
-//! Checking an `http/request` before anything is sent (PROTOCOL.md §12): method,
+//! Checking an `http/request` before anything is sent (docs/protocol.md "http/request"): method,
 //! URL and headers, each with its exact message.
 
 use super::HttpError;

@@ -1,4 +1,4 @@
-//! `execve-wrapper` mode (PROTOCOL.md §10.2): a patched bash runs this instead of
+//! `execve-wrapper` mode (docs/protocol.md "Exec escalation"): a patched bash runs this instead of
 //! `execve` for every external command, as `execve-wrapper FILE ARGV0 [ARG...]`.
 //! It asks the escalation server, then runs the command in place, lets the
 //! server run it (passing its stdio), or refuses.

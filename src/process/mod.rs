@@ -1,5 +1,5 @@
 //! The process manager: process records keyed by the client's `processId`, and the
-//! `process/*` operations on them (PROTOCOL.md §6).
+//! `process/*` operations on them (docs/protocol.md "Processes").
 
 pub mod record;
 pub mod retention;
@@ -22,13 +22,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Open (not closed) records allowed at once (§6.1).
+/// Open (not closed) records allowed at once (docs/protocol.md "Processes").
 pub const MAX_OPEN: usize = 1_024;
-/// How long a closed record stays readable (§6.1).
+/// How long a closed record stays readable (docs/protocol.md "Processes").
 pub const EVICT_AFTER: Duration = Duration::from_secs(30);
-/// `waitMs` cap (§6.5).
+/// `waitMs` cap (docs/protocol.md "Processes").
 pub const MAX_WAIT_MS: u64 = 86_400_000;
-/// `graceMs` cap (§6.9).
+/// `graceMs` cap (docs/protocol.md "Processes").
 pub const MAX_GRACE_MS: u64 = 60_000;
 
 #[derive(Debug, thiserror::Error)]
@@ -171,7 +171,7 @@ impl ProcessManager {
     }
 
     /// Start a silent record: no notifications; output is kept for `process/read`
-    /// and in the record's collection window (tool sessions, §11).
+    /// and in the record's collection window (tool sessions, docs/protocol.md "Unified-exec tools").
     pub async fn start_silent(
         self: &Arc<Self>,
         p: StartParams,
@@ -290,7 +290,7 @@ impl ProcessManager {
             .unwrap_or_default();
         let release = move || crate::sandbox::mount::release_placeholders(&placeholders);
         let mut env = env_policy::build(p.env_policy.as_ref(), &p.env, std::env::vars_os());
-        // The escalation socket pair: the child's end goes to its fd 3 (§10.3).
+        // The escalation socket pair: the child's end goes to its fd 3 (docs/protocol.md "Exec escalation").
         let escalation = match &p.escalation {
             Some(params) => match self.prepare_escalation(&rec.id, params, plan.as_ref(), &mut env)
             {
@@ -380,7 +380,7 @@ impl ProcessManager {
     }
 
     /// The escalation server of a new process, its socket end, and the child's
-    /// end; sets the three variables last (§6.2.1).
+    /// end; sets the three variables last (docs/protocol.md "Processes").
     fn prepare_escalation(
         &self,
         id: &str,
@@ -640,7 +640,7 @@ impl ProcessManager {
     }
 }
 
-/// One `process/write`, in the record's inbox order (§6.6).
+/// One `process/write`, in the record's inbox order (docs/protocol.md "Processes").
 async fn write_one(rec: &Arc<Record>, p: WriteParams) -> Result<WriteResult, ProcessError> {
     let status = |s| Ok(WriteResult { status: s });
     let tx = {
@@ -676,7 +676,7 @@ async fn write_one(rec: &Arc<Record>, p: WriteParams) -> Result<WriteResult, Pro
     status(WriteStatus::Accepted)
 }
 
-/// One `process/closeStdin` (§6.7).
+/// One `process/closeStdin` (docs/protocol.md "Processes").
 async fn close_one(rec: &Arc<Record>) -> Result<WriteResult, ProcessError> {
     let status = |s| Ok(WriteResult { status: s });
     let tx = {

@@ -14,13 +14,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 
-/// Raw output bytes read but not yet written to stdout, per process (§2.5).
+/// Raw output bytes read but not yet written to stdout, per process (docs/protocol.md "Transport").
 pub const UNSENT_BUDGET: usize = 256 * 1024;
-/// Largest output chunk (§6.3).
+/// Largest output chunk (docs/protocol.md "Processes").
 pub const MAX_CHUNK: usize = 65_536;
-/// Remembered `writeId`s per process (§6.6).
+/// Remembered `writeId`s per process (docs/protocol.md "Processes").
 pub const WRITE_IDS: usize = 4_096;
-/// Queued stdin chunks per process (§6.6).
+/// Queued stdin chunks per process (docs/protocol.md "Processes").
 pub const WRITE_QUEUE: usize = 128;
 /// Pipe buffer asked for once a child fills a whole chunk in one read: a fast
 /// producer then hands over full chunks with far fewer wake-ups. Only streams that
@@ -87,7 +87,7 @@ pub struct State {
     /// Silent records only: output not yet collected by the owner (a tool
     /// session), bounded like [`Retention`]; the owner takes it whole.
     pub window: Option<Retention>,
-    /// The escalation server of a shell started with `escalation` (§10.3).
+    /// The escalation server of a shell started with `escalation` (docs/protocol.md "Exec escalation").
     pub escalation: Option<Arc<crate::escalate::broker::Escalation>>,
 }
 
@@ -103,7 +103,7 @@ pub type InboxReply =
 pub struct Record {
     pub id: String,
     pub tty: bool,
-    /// A silent record (a tool session, §11) sends no notifications; its output is
+    /// A silent record (a tool session, docs/protocol.md "Unified-exec tools") sends no notifications; its output is
     /// retained for `process/read` and collected through [`State::window`].
     pub silent: bool,
     /// Writes and closes are handled one at a time in the order they arrived, so
@@ -171,7 +171,7 @@ async fn inbox_task(
     }
 }
 
-/// `sandboxDenied` (§6.3), from the output retained when `exited` is numbered.
+/// `sandboxDenied` (docs/protocol.md "Processes"), from the output retained when `exited` is numbered.
 pub fn sandbox_denied(sandboxed: bool, code: i32, output: &str) -> bool {
     if !sandboxed || code == 0 {
         return false;
@@ -269,7 +269,7 @@ impl Pump {
     }
 
     async fn emit_output(&self, stream: Stream, bytes: &[u8]) {
-        // Silent records send nothing, so they need no unsent budget (§2.5).
+        // Silent records send nothing, so they need no unsent budget (docs/protocol.md "Transport").
         let permit = if self.rec.silent {
             None
         } else {

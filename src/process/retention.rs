@@ -1,4 +1,4 @@
-//! What `process/read` can return (PROTOCOL.md §6.4): a head that is never dropped
+//! What `process/read` can return (docs/protocol.md "Processes"): a head that is never dropped
 //! and a tail that drops its oldest chunks, with the loss counted.
 
 use crate::protocol::process::{ReadChunk, Stream};

@@ -1,4 +1,4 @@
-//! Byte strings on the wire: standard base64 with padding (PROTOCOL.md §3.2).
+//! Byte strings on the wire: standard base64 with padding (docs/protocol.md "Transport").
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;

@@ -1,4 +1,4 @@
-//! JSON-RPC wire types of exec escalation (PROTOCOL.md §10.3, §10.4): the
+//! JSON-RPC wire types of exec escalation (docs/protocol.md "Exec escalation"): the
 //! `escalation` member of `process/start` and the `process/approveExec` server
 //! request. The socket wire between wrapper and server is in `escalate::wire`.
 
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// outside the sandbox.
 pub const APPROVE_EXEC: &str = "process/approveExec";
 
-/// Rules allowed in one `escalation` object (§14).
+/// Rules allowed in one `escalation` object (docs/protocol.md "Transport").
 pub const MAX_RULES: usize = 1_024;
 
 /// What a rule decides.
@@ -40,7 +40,7 @@ pub struct Rule {
     pub decision: RuleDecision,
 }
 
-/// The `escalation` member of `process/start` (Tether extension, §10.3).
+/// The `escalation` member of `process/start` (Tether extension, docs/protocol.md "Exec escalation").
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EscalationParams {

@@ -1,4 +1,4 @@
-//! `fs/*` params and results (PROTOCOL.md §7).
+//! `fs/*` params and results (docs/protocol.md "Filesystem").
 
 use super::bytes::ByteChunk;
 use super::paths::PathArg;

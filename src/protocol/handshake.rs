@@ -1,4 +1,4 @@
-//! `initialize`, `environmentInfo` and the environment methods (PROTOCOL.md §4, §5).
+//! `initialize`, `environmentInfo` and the environment methods (docs/protocol.md "Handshake", "Environment methods").
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -24,7 +24,7 @@ pub struct Shell {
     pub path: String,
 }
 
-/// What the server tells the client about the host (§4.4). Members in wire order.
+/// What the server tells the client about the host (docs/protocol.md "environmentInfo"). Members in wire order.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentInfo {
@@ -47,7 +47,7 @@ pub struct EnvironmentInfo {
     pub tether: Option<TetherInfo>,
 }
 
-/// Feature flags (§4.5), written in the documented order, all of them always.
+/// Feature flags (docs/protocol.md "environmentInfo"), written in the documented order, all of them always.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Capabilities {
@@ -68,7 +68,7 @@ pub struct Capabilities {
     pub linux_approved_root_write_preserves_restrictions: bool,
 }
 
-/// The `tether` member (Tether extension, §4.6).
+/// The `tether` member (Tether extension, docs/protocol.md "environmentInfo").
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TetherInfo {

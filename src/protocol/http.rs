@@ -1,5 +1,5 @@
 //! `http/request` params, result and the `http/request/bodyDelta` notification
-//! (PROTOCOL.md §12).
+//! (docs/protocol.md "http/request").
 
 use super::bytes::ByteChunk;
 use serde::{Deserialize, Serialize};

@@ -13,7 +13,7 @@ pub mod tools;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// JSON-RPC error codes used on the wire (PROTOCOL.md §3.3).
+/// JSON-RPC error codes used on the wire (docs/protocol.md "Transport").
 pub mod codes {
     pub const NOT_FOUND: i64 = -32004;
     pub const INVALID_REQUEST: i64 = -32600;
@@ -22,7 +22,7 @@ pub mod codes {
     pub const INTERNAL: i64 = -32603;
 }
 
-/// Method names (PROTOCOL.md §4–§7, §11, §12).
+/// Method names (docs/protocol.md "Handshake", "Environment methods", "Processes", "Filesystem", "Unified-exec tools", "http/request").
 pub mod methods {
     pub const INITIALIZE: &str = "initialize";
     pub const INITIALIZED: &str = "initialized";
@@ -91,7 +91,7 @@ pub struct ResponseOut<'a, R: Serialize> {
     pub result: R,
 }
 
-/// `{"error":{...},"id":<id>}` (member order as PROTOCOL.md §2.3).
+/// `{"error":{...},"id":<id>}` (member order as docs/protocol.md "Transport").
 #[derive(Debug, Serialize)]
 pub struct ErrorOut<'a> {
     pub error: &'a ErrorObject,

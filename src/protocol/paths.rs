@@ -1,4 +1,4 @@
-//! Paths on the wire (PROTOCOL.md §3.1): `file:` URIs or plain absolute paths in,
+//! Paths on the wire (docs/protocol.md "Transport"): `file:` URIs or plain absolute paths in,
 //! `file://` URIs out. File names are bytes; nothing here touches the filesystem.
 
 use serde::{Deserialize, Serialize};

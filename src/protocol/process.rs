@@ -1,4 +1,4 @@
-//! `process/*` params, results and notifications (PROTOCOL.md §6).
+//! `process/*` params, results and notifications (docs/protocol.md "Processes").
 
 use super::bytes::ByteChunk;
 use super::paths::PathArg;
@@ -61,7 +61,7 @@ pub enum Inherit {
     None,
 }
 
-/// `envPolicy` (§6.2.1); every member optional.
+/// `envPolicy` (docs/protocol.md "Processes"); every member optional.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvPolicy {

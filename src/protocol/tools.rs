@@ -1,4 +1,4 @@
-//! `tools/list` and `tools/call` params and results (PROTOCOL.md §11, Tether
+//! `tools/list` and `tools/call` params and results (docs/protocol.md "Unified-exec tools", Tether
 //! extension). The tool arguments are decoded from `arguments` per tool name.
 
 use serde::{Deserialize, Serialize};
@@ -76,7 +76,7 @@ impl TextContent {
     }
 }
 
-/// `tools/call` result (member order as §11).
+/// `tools/call` result (member order as docs/protocol.md "Unified-exec tools").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallResult {

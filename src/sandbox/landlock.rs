@@ -1,4 +1,4 @@
-//! Landlock rulesets (PROTOCOL.md §8.6): built before `fork` with the `landlock`
+//! Landlock rulesets (docs/protocol.md "Sandbox"): built before `fork` with the `landlock`
 //! crate; the child only calls `landlock_restrict_self` on the ruleset descriptor.
 
 use super::policy::{Access, Network, Resolved};

@@ -1,4 +1,4 @@
-//! The sandbox (PROTOCOL.md §8): policy parsing and resolution ([`policy`]),
+//! The sandbox (docs/protocol.md "Sandbox"): policy parsing and resolution ([`policy`]),
 //! what a process gets ([`plan`]), Landlock and seccomp ([`landlock`],
 //! [`seccomp`]), the mount layer ([`mount`]), the capability drop ([`caps`]),
 //! and the host probe ([`host`]).

@@ -1,4 +1,4 @@
-//! The mount layer (PROTOCOL.md §8.6): read-only binds and masks for narrowing paths,
+//! The mount layer (docs/protocol.md "Sandbox"): read-only binds and masks for narrowing paths,
 //! in a private mount namespace of the child. Planned before `fork`; the child runs
 //! [`apply`] with async-signal-safe calls only.
 

@@ -1,5 +1,5 @@
-//! Turning a process's sandbox context into what the child applies (PROTOCOL.md
-//! §8.6, §8.8), and the enforcement report (§8.9).
+//! Turning a process's sandbox context into what the child applies, and the
+//! enforcement report (docs/protocol.md "Sandbox").
 
 use super::mount::{self, MountPlan};
 use super::policy::{Access, Context, Network, Policy, Resolved};

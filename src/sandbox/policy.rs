@@ -1,4 +1,4 @@
-//! Sandbox policies (PROTOCOL.md §8.1–§8.4): parse the legacy `SandboxPolicy` and the
+//! Sandbox policies (docs/protocol.md "Sandbox"): parse the legacy `SandboxPolicy` and the
 //! permission-profile shapes, then resolve them into concrete path entries.
 
 use crate::protocol::paths::parse_path;
@@ -93,7 +93,7 @@ fn params(msg: impl Into<String>) -> PolicyError {
     PolicyError::Params(msg.into())
 }
 
-/// The sandbox context of one request (§8.1), decoded.
+/// The sandbox context of one request (docs/protocol.md "Sandbox"), decoded.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub policy: Policy,
@@ -134,7 +134,7 @@ const MINIMAL: &[&str] = &[
     "/nix/store",
     "/run/current-system/sw",
 ];
-/// Names protected at the top of every writable root (§8.4 step 2).
+/// Names protected at the top of every writable root (docs/protocol.md "Sandbox" step 2).
 pub const PROTECTED: &[&str] = &[".git", ".agents", ".codex", ".aws"];
 
 /// Parse and resolve a `sandbox` member. `None` for absent or null.
@@ -474,7 +474,7 @@ impl Resolved {
         best.map(|(_, a)| a)
     }
 
-    /// The access of path `p` (§8.4 step 3); `None` means no access.
+    /// The access of path `p` (docs/protocol.md "Sandbox" step 3); `None` means no access.
     pub fn access(&self, p: &Path) -> Option<Access> {
         if self.globs.iter().any(|g| glob_match(g, p)) {
             return Some(Access::Deny);

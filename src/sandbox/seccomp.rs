@@ -1,4 +1,4 @@
-//! The seccomp filter (PROTOCOL.md §8.6), compiled before `fork` with `seccompiler`;
+//! The seccomp filter (docs/protocol.md "Sandbox"), compiled before `fork` with `seccompiler`;
 //! the child only installs the program.
 
 use super::policy::Network;

@@ -1,4 +1,4 @@
-//! The child's environment (PROTOCOL.md §6.2.1): `envPolicy` over the server's own
+//! The child's environment (docs/protocol.md "Processes"): `envPolicy` over the server's own
 //! environment, then the request's `env` on top.
 
 use crate::protocol::process::{EnvPolicy, Inherit};

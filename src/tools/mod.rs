@@ -1,4 +1,4 @@
-//! Unified-exec tools (PROTOCOL.md §11, Tether extension): `tools/list` and
+//! Unified-exec tools (docs/protocol.md "Unified-exec tools", Tether extension): `tools/list` and
 //! `tools/call` with `exec_command` and `write_stdin`.
 //!
 //! A tool session is a silent process record `tool-<sessionId>` in the process

@@ -1,4 +1,4 @@
-//! Turning collected output into a tool result's text (PROTOCOL.md §11): a byte
+//! Turning collected output into a tool result's text (docs/protocol.md "Unified-exec tools"): a byte
 //! budget of `max_output_tokens × 4`, head and tail kept, and a marker that says how
 //! many bytes were left out.
 

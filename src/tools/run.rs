@@ -1,5 +1,5 @@
 //! Running the tools: start a session, write to it, wait and collect its output
-//! (PROTOCOL.md §11).
+//! (docs/protocol.md "Unified-exec tools").
 
 use super::output::{self, Collected};
 use super::sessions::Session;
@@ -169,7 +169,7 @@ impl ToolsService {
             .await
     }
 
-    /// Wait as §11 says, take the output since the previous call, and end the
+    /// Wait as docs/protocol.md "Unified-exec tools" says, take the output since the previous call, and end the
     /// session when its exit is reported.
     async fn collect(
         &self,

@@ -1,4 +1,4 @@
-//! What `tools/list` advertises (PROTOCOL.md §11). Names and schemas are the
+//! What `tools/list` advertises (docs/protocol.md "Unified-exec tools"). Names and schemas are the
 //! contract; the schemas are written as JSON text so their members keep this order.
 
 use crate::protocol::tools::{ListResult, ToolSpec};

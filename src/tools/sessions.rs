@@ -1,4 +1,4 @@
-//! The table of running tool sessions (PROTOCOL.md §11): executor-owned integer
+//! The table of running tool sessions (docs/protocol.md "Unified-exec tools"): executor-owned integer
 //! ids from 1, never reused, at most 64 running at once.
 
 use crate::process::record::Record;

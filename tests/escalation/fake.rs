@@ -1,4 +1,4 @@
-//! A protocol-exact escalation server written from PROTOCOL.md §10.1 (raw
+//! A protocol-exact escalation server written from docs/protocol.md "Exec escalation" (raw
 //! `recvmsg`/`sendmsg`, nothing shared with Tether's implementation), and a way
 //! to start Tether's wrapper with the socket at fd 3.
 

@@ -1,6 +1,6 @@
 //! The real patched bash with Tether's wrapper and server: Run, Escalate, Deny,
 //! prompts, exit codes, `exec`, nested shells, background jobs, terminate,
-//! signals, shutdown, and a sandboxed shell (PROTOCOL.md §10.3, §10.4).
+//! signals, shutdown, and a sandboxed shell (docs/protocol.md "Exec escalation").
 
 use super::common::*;
 use crate::harness::{marked_processes, output_bytes, proc_info, Run, Server};

@@ -1,6 +1,6 @@
 //! Tether's `execve-wrapper` against the protocol-exact server of `fake.rs`:
 //! every decision, every accepted reply form, and each of the wrapper's own
-//! errors (PROTOCOL.md §10.2).
+//! errors (docs/protocol.md "Exec escalation").
 
 use super::fake::*;
 use serde_json::{json, Value};

@@ -1,4 +1,4 @@
-//! fs/copy (§7.3).
+//! fs/copy (docs/protocol.md "Filesystem").
 
 use crate::harness::*;
 use serde_json::json;

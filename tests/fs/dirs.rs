@@ -1,4 +1,4 @@
-//! fs/createDirectory, fs/readDirectory, fs/remove, fs/canonicalize (§7.3).
+//! fs/createDirectory, fs/readDirectory, fs/remove, fs/canonicalize (docs/protocol.md "Filesystem").
 
 use crate::harness::*;
 use serde_json::{json, Value};
@@ -122,7 +122,7 @@ fn create_directory_follow_symlinks_false() {
         &format!("path `{}` contains a symbolic link", native(&p)),
     );
     assert!(!exists(&t.join("real/new")));
-    // A link as the final component (§7.1: any component).
+    // A link as the final component (docs/protocol.md "Filesystem": any component).
     s.expect_err(
         "fs/createDirectory",
         json!({"path": uri(&t.join("link")), "followSymlinks": false}),

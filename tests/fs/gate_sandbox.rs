@@ -1,5 +1,5 @@
-//! The handshake gate for fs methods (§4.3) and the `sandbox` member before
-//! the sandbox lands (§7.1, §8.7).
+//! The handshake gate for fs methods (docs/protocol.md "Handshake") and the `sandbox` member before
+//! the sandbox lands (docs/protocol.md "Filesystem", "Sandboxed filesystem requests").
 
 use crate::harness::*;
 use serde_json::{json, Value};
@@ -71,7 +71,7 @@ fn gate_before_initialize_and_initialized() {
         "exec-server stub does not implement `fs/notAMethod` yet",
     );
     assert!(!exists(&target), "a gated request ran");
-    // A request method sent as a notification is refused (§2.2.1) and not run.
+    // A request method sent as a notification is refused (docs/protocol.md "Transport") and not run.
     s.notify(
         "fs/writeFile",
         json!({"path": uri(&target), "dataBase64": "eA=="}),
@@ -114,7 +114,7 @@ fn restrictive(t: &TempDir) -> Value {
 #[test]
 fn restrictive_sandbox_runs_in_the_helper() {
     // Neither full read nor full write: every request goes through `codex-fs`
-    // (§8.7) and answers as the direct version would inside the writable root.
+    // (docs/protocol.md "Sandboxed filesystem requests") and answers as the direct version would inside the writable root.
     let t = TempDir::new("sandbox_helper");
     fs::write(t.join("f"), b"keep").unwrap();
     fs::create_dir(t.join("d")).unwrap();
@@ -271,10 +271,10 @@ fn not_direct(s: &mut Server, t: &TempDir, i: usize, perms: &Value) -> Vec<Strin
 
 #[test]
 fn unrestricted_profiles_run_directly() {
-    // §8.7 first row: `sandbox` null, `disabled`, `external`, unrestricted →
+    // docs/protocol.md "Sandboxed filesystem requests" first row: `sandbox` null, `disabled`, `external`, unrestricted →
     // direct for every fs request, whatever the network setting (the network
     // matters only for processes). A legacy `danger-full-access` is
-    // `disabled` and `external-sandbox` is `external` (§8.4).
+    // `disabled` and `external-sandbox` is `external` (docs/protocol.md "Sandbox").
     let t = TempDir::new("sandbox_unrestricted");
     let mut s = Server::start();
     let mut failures = Vec::new();
@@ -317,7 +317,7 @@ fn full_write_profile_runs_directly() {
 
 #[test]
 fn full_read_policy_reads_run_directly() {
-    // §8.7: under full read (`root: read`, no deny) the read-class requests
+    // docs/protocol.md "Sandboxed filesystem requests": under full read (`root: read`, no deny) the read-class requests
     // are direct; only write-class requests need the helper.
     let t = TempDir::new("sandbox_full_read");
     fs::write(t.join("f"), b"x").unwrap();

@@ -1,4 +1,4 @@
-//! fs/open, fs/readBlock, fs/writeBlock, fs/close (§7.4).
+//! fs/open, fs/readBlock, fs/writeBlock, fs/close (docs/protocol.md "Filesystem").
 
 use crate::harness::*;
 use serde_json::json;

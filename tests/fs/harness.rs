@@ -289,7 +289,7 @@ impl Server {
     }
 
     /// A request that must fail with this code and exactly the OS text of
-    /// `errno` (`<strerror> (os error <errno>)`, no path; §0, §3.3).
+    /// `errno` (`<strerror> (os error <errno>)`, no path; docs/protocol.md "Transport").
     pub fn expect_os_err(&mut self, method: &str, params: Value, code: i64, errno: i32) {
         self.expect_err(method, params, code, &os_text(errno));
     }
@@ -494,7 +494,7 @@ fn fix_perms(p: &Path) {
     }
 }
 
-/// `file://` URI of an absolute path, encoded as PROTOCOL.md §3.1 describes.
+/// `file://` URI of an absolute path, encoded as docs/protocol.md "Transport" describes.
 pub fn uri(p: &Path) -> String {
     let bytes = p.as_os_str().as_bytes();
     assert!(bytes.starts_with(b"/"), "not absolute: {p:?}");

@@ -1,4 +1,4 @@
-//! Path spellings in and out (§3.1).
+//! Path spellings in and out (docs/protocol.md "Transport").
 
 use crate::harness::*;
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! Permission denied → -32600 with the OS text (§3.3). When the tests run as
+//! Permission denied → -32600 with the OS text (docs/protocol.md "Transport"). When the tests run as
 //! root the server runs as `nobody`; otherwise as the test user, against
 //! files whose mode denies even their owner.
 

@@ -1,4 +1,4 @@
-//! fs/readFile, fs/writeFile, fs/getMetadata (§7.3).
+//! fs/readFile, fs/writeFile, fs/getMetadata (docs/protocol.md "Filesystem").
 
 use crate::harness::*;
 use serde_json::json;
@@ -241,7 +241,7 @@ fn read_file_bad_params() {
     assert_eq!(c, -32602);
     let (c, _) = s.fail("fs/readFile", json!({"path": 5}));
     assert_eq!(c, -32602);
-    // Params are decoded before the method's own checks (§3.3).
+    // Params are decoded before the method's own checks (docs/protocol.md "Transport").
     let (c, m) = s.fail(
         "fs/readFile",
         json!({"path": "/no/such/file", "followSymlinks": "no"}),

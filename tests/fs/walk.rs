@@ -1,4 +1,4 @@
-//! fs/walk (§7.3).
+//! fs/walk (docs/protocol.md "Filesystem").
 
 use crate::harness::*;
 use serde_json::{json, Value};

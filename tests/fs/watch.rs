@@ -1,4 +1,4 @@
-//! fs/watchMissing and fs/missingChanged (§7.5, §2.4 rule 4).
+//! fs/watchMissing and fs/missingChanged (docs/protocol.md "Filesystem", "Transport" rule 4).
 
 use crate::harness::*;
 use serde_json::json;
@@ -41,7 +41,7 @@ fn watch_fires_when_path_is_created() {
     let mut s = Server::start();
     let p = t.join("AGENTS.md");
     let resp = watch(&mut s, 1, &[uri(&p)]);
-    // Spurious notifications are allowed (§7.5); let any settle first.
+    // Spurious notifications are allowed (docs/protocol.md "Filesystem"); let any settle first.
     for n in s.notifications_for(Duration::from_millis(400)) {
         assert_eq!(n.value["params"], json!({"watchId": 1}));
     }
@@ -190,7 +190,7 @@ fn watch_at_most_256_per_connection() {
     );
     assert_eq!(r, json!({"watching": true}));
     fs::write(t.join("w200"), b"").unwrap();
-    // Other watches on the same directory may fire spuriously (§7.5).
+    // Other watches on the same directory may fire spuriously (docs/protocol.md "Filesystem").
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());

@@ -33,7 +33,7 @@ pub const MARKER_VAR: &str = "TETHER_TEST_MARKER";
 /// Default timeout for any single wait on the server.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The exact prefix of every malformed-message error (§2.2).
+/// The exact prefix of every malformed-message error (docs/protocol.md "Transport").
 pub const MALFORMED_PREFIX: &str = "failed to parse JSON-RPC message from exec-server stdio: ";
 
 pub fn bin() -> PathBuf {
@@ -805,7 +805,7 @@ impl Server {
 
 impl Drop for Server {
     /// Ends the server as its parent would (end of stdin and SIGTERM, so that it
-    /// kills what it owns, §13), SIGKILL only if it does not exit in time; then the
+    /// kills what it owns, docs/protocol.md "Lifetime"), SIGKILL only if it does not exit in time; then the
     /// orphan check: no process carrying this test's marker may be left.
     fn drop(&mut self) {
         self.paused.store(false, Ordering::SeqCst);
@@ -959,7 +959,7 @@ pub fn output_bytes(events: &[Value], stream: Option<&str>) -> Vec<u8> {
     out
 }
 
-/// §6.3: seq starts at 1, strictly increasing without gaps; one `exited`
+/// docs/protocol.md "Processes": seq starts at 1, strictly increasing without gaps; one `exited`
 /// (after every output chunk it follows) and one `closed`, which is last;
 /// every chunk holds 1..=65536 bytes; exact member sets.
 #[track_caller]

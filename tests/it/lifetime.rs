@@ -1,4 +1,4 @@
-//! §13 lifetime: shutdown triggers, killing the whole tree, exit status.
+//! docs/protocol.md "Lifetime" lifetime: shutdown triggers, killing the whole tree, exit status.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -324,7 +324,7 @@ fn sigkill_of_the_server_kills_direct_children_by_pdeathsig() {
             .filter_map(|p| proc_info(*p))
             .collect::<Vec<_>>()
     );
-    // Grandchildren are not covered by PDEATHSIG (§6.2.2: only the direct child
+    // Grandchildren are not covered by PDEATHSIG (docs/protocol.md "Processes": only the direct child
     // has it) and a SIGKILLed server cannot sweep them: expected survivors, so the
     // test removes them itself before the orphan check.
     kill_marked(&s.marker);

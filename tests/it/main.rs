@@ -1,5 +1,5 @@
 //! Black-box integration tests: drive the built `tether` binary over stdio and
-//! assert what PROTOCOL.md says.
+//! assert what docs/protocol.md says.
 
 mod harness;
 

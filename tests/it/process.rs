@@ -1,4 +1,4 @@
-//! §6 processes: start, events, read, write, signal, terminate, resize.
+//! docs/protocol.md "Processes" processes: start, events, read, write, signal, terminate, resize.
 
 use std::collections::HashMap;
 use std::thread;
@@ -1170,7 +1170,7 @@ fn many_writes_are_delivered_in_order() {
     s.start_ok("order", &["cat"], json!({"pipeStdin": true}));
     let mut expect = String::new();
     // Each write waits for its answer: requests are served concurrently, so
-    // only the order of accepted writes is defined (§2.4, §6.6).
+    // only the order of accepted writes is defined (docs/protocol.md "Transport", "Processes").
     for i in 0..300 {
         let text = format!("line {i}\n");
         expect.push_str(&text);

@@ -1,4 +1,4 @@
-//! §1 the binary: mode dispatch, `tether run`, `install-links`, CLI errors.
+//! docs/protocol.md "Transport" the binary: mode dispatch, `tether run`, `install-links`, CLI errors.
 
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -186,7 +186,7 @@ fn exec_server_is_stdio_only() {
 
 #[test]
 fn codex_fs_mode_dispatch() {
-    // §9: a request it cannot handle → `codex-fs: <detail>` on stderr, exit 1.
+    // docs/protocol.md "Sandboxed filesystem requests": a request it cannot handle → `codex-fs: <detail>` on stderr, exit 1.
     let out = run_with_input(Command::new(bin()).arg("codex-fs").env_clear(), b"not json");
     assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
     assert!(
@@ -199,7 +199,7 @@ fn codex_fs_mode_dispatch() {
 
 #[test]
 fn execve_wrapper_mode_dispatch() {
-    // §10.2: fewer than two arguments → usage on stderr, exit 2; lone --help → 0.
+    // docs/protocol.md "Exec escalation": fewer than two arguments → usage on stderr, exit 2; lone --help → 0.
     let out = tether(&["execve-wrapper"]);
     assert_eq!(out.status.code(), Some(2), "stderr: {}", text(&out.stderr));
     assert!(!out.stderr.is_empty());

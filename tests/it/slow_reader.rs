@@ -1,4 +1,4 @@
-//! §2.5 flow control: a client that stops reading stdout must not make the
+//! docs/protocol.md "Transport" flow control: a client that stops reading stdout must not make the
 //! server buffer without bound, and no output may be lost.
 
 use std::thread;

@@ -1,4 +1,4 @@
-//! §2 transport, §4 handshake, §5 environment methods.
+//! docs/protocol.md "Transport" transport, docs/protocol.md "Handshake" handshake, docs/protocol.md "Environment methods" environment methods.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::harness::*;
 
-/// One known method per family, with the exact `<family>` text of §4.3.
+/// One known method per family, with the exact `<family>` text of docs/protocol.md "Handshake".
 const FAMILIES: &[(&str, &str)] = &[
     ("process/start", "exec"),
     ("process/read", "exec"),
@@ -53,7 +53,7 @@ fn check_gate(families: &[&str]) {
         .collect();
     let mut s = Server::start();
     for (method, family) in &methods {
-        // Params that would not decode: the gate is checked first (§3.3).
+        // Params that would not decode: the gate is checked first (docs/protocol.md "Transport").
         let resp = s.request(method, json!({}));
         assert_error(
             &resp,
@@ -920,7 +920,7 @@ fn environment_methods_params() {
 
 #[test]
 fn requests_are_served_concurrently_with_slow_ones() {
-    // A long poll must not delay other requests (§2.4); here with a silent
+    // A long poll must not delay other requests (docs/protocol.md "Transport"); here with a silent
     // process and a 10 s wait.
     let mut s = Server::ready();
     s.start_ok("quiet", &["sleep", "30"], json!({}));

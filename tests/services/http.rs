@@ -1,4 +1,4 @@
-//! `http/request` (PROTOCOL.md §12) against the local test server.
+//! `http/request` (docs/protocol.md "http/request") against the local test server.
 
 use crate::harness::{b64, unb64, Server};
 use crate::httpd::Httpd;
@@ -54,7 +54,7 @@ fn frames(s: &mut Server, id: &str) -> (Vec<u8>, Value) {
 }
 
 /// Send a streamed request and return its response, checking that no body frame
-/// came before it (§2.4).
+/// came before it (docs/protocol.md "Transport").
 fn streamed(s: &mut Server, params: Value) -> Value {
     let rid = params["requestId"].clone();
     let id = s.send_request("http/request", params);

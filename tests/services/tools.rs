@@ -1,4 +1,4 @@
-//! `tools/list` and `tools/call` (PROTOCOL.md §11).
+//! `tools/list` and `tools/call` (docs/protocol.md "Unified-exec tools").
 
 use crate::harness::Server;
 use serde_json::{json, Value};

@@ -313,7 +313,7 @@ fn start_params(args: &RunArgs, server: &Server, server_cwd: Option<&str>) -> Re
     })
 }
 
-/// The `--sandbox` policy as a legacy sandbox context (PROTOCOL.md §8.2): read
+/// The `--sandbox` policy as a legacy sandbox context (docs/protocol.md "Sandbox"): read
 /// everything; with workspace-write also write the command's cwd, /tmp, $TMPDIR
 /// and every `--writable` directory. The network is restricted.
 fn sandbox_context(args: &RunArgs, cwd: &std::path::Path) -> Result<Option<serde_json::Value>> {

@@ -1,4 +1,4 @@
-//! The helper's own path checks (PROTOCOL.md §8.7): every path is opened beneath
+//! The helper's own path checks (docs/protocol.md "Sandboxed filesystem requests"): every path is opened beneath
 //! the root of an entry that grants the needed access, with `openat2` and
 //! `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS` (`RESOLVE_IN_ROOT` when that root is
 //! `/`, plus `RESOLVE_NO_SYMLINKS` without followSymlinks), and the real path of
@@ -168,7 +168,7 @@ impl Guard {
         for anchor in anchors {
             let rel = p.strip_prefix(anchor).unwrap_or(Path::new(""));
             let r = if rel.as_os_str().is_empty() {
-                // The entry path itself: roots are canonical (§8.4 step 4).
+                // The entry path itself: roots are canonical (docs/protocol.md "Sandbox" step 4).
                 fdio::openat2(libc::AT_FDCWD, anchor, flags, resolve, 0)
             } else {
                 let root = match fdio::openat2(
@@ -219,7 +219,7 @@ impl Guard {
     }
 
     /// Refuse a tree at `paths` (lexical and real spellings) that contains a
-    /// narrowing path (§8.7): removing or copying it would touch a carve-out.
+    /// narrowing path (docs/protocol.md "Sandboxed filesystem requests"): removing or copying it would touch a carve-out.
     pub fn refuse_narrowing_inside(&self, paths: &[&Path]) -> Result<(), FsError> {
         for e in self.policy.narrowing() {
             if paths.iter().any(|t| e.path.starts_with(t)) {

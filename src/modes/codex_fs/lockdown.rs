@@ -1,6 +1,6 @@
-//! Step 2–4 of §9: `PR_SET_NO_NEW_PRIVS`, Landlock `restrict_self` with a ruleset
+//! Step 2–4 of docs/protocol.md "Sandboxed filesystem requests": `PR_SET_NO_NEW_PRIVS`, Landlock `restrict_self` with a ruleset
 //! built from the effective entries, then the seccomp filter (network restricted).
-//! No mount layer and no truncate right are needed (§8.8): the helper's own checks
+//! No mount layer and no truncate right are needed (docs/protocol.md "Sandbox"): the helper's own checks
 //! cover the carve-outs, and it never truncates outside the writable roots.
 
 use crate::sandbox::host::{landlock_abi, seccomp_available};

@@ -1,9 +1,9 @@
-//! The `codex-fs` mode (PROTOCOL.md §9): one sandboxed filesystem operation.
+//! The `codex-fs` mode (docs/protocol.md "Sandboxed filesystem requests"): one sandboxed filesystem operation.
 //!
 //! Order: (1) read stdin to end of file and decode the request and its effective
 //! policy, touching no path ([`request`]); (2–4) lock down with no_new_privs,
 //! Landlock and seccomp ([`lockdown`]); (5) perform the operation with the checks of
-//! §8.7 ([`guard`], [`ops`], [`tree`]); (6) write one response line and exit 0.
+//! docs/protocol.md "Sandboxed filesystem requests" ([`guard`], [`ops`], [`tree`]); (6) write one response line and exit 0.
 
 pub mod guard;
 pub mod lockdown;

@@ -1,4 +1,4 @@
-//! The operations of §9 under the helper's checks, on descriptors opened by the
+//! The operations of docs/protocol.md "Sandboxed filesystem requests" under the helper's checks, on descriptors opened by the
 //! [`Guard`]. Results and errors are those of the direct versions (`crate::fs::ops`).
 
 use super::guard::{denied, link_target, Guard, Parent};

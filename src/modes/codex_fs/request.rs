@@ -1,4 +1,4 @@
-//! The helper's request (PROTOCOL.md §9): `{"operation", "params"}` where
+//! The helper's request (docs/protocol.md "Sandboxed filesystem requests"): `{"operation", "params"}` where
 //! `params.sandbox` is the effective context. Decoding touches no path: the
 //! context's entries are already concrete (`path` and `glob_pattern` only), so they
 //! are taken as they are instead of being resolved again.
@@ -71,7 +71,7 @@ pub fn parse(input: &[u8]) -> Result<Request, String> {
     })
 }
 
-/// The protected names of §8.4 step 2 at the top of every writable root but `/`,
+/// The protected names of docs/protocol.md "Sandbox" step 2 at the top of every writable root but `/`,
 /// as the server adds them, here on the spelling the helper checks: the roots of
 /// the effective context are real paths, while the server joined the names to the
 /// roots as they were given (a root reached through a link, or a name that was
@@ -162,7 +162,7 @@ pub fn effective_policy(sandbox: &Value) -> Result<Resolved, String> {
         entries: out,
         globs,
         glob_depth,
-        // The helper never needs the network (§8.7).
+        // The helper never needs the network (docs/protocol.md "Sandboxed filesystem requests").
         network: Network::Restricted,
     })
 }

@@ -1,4 +1,4 @@
-//! Classify one input line (PROTOCOL.md §2.2): request, notification, response, or
+//! Classify one input line (docs/protocol.md "Transport"): request, notification, response, or
 //! malformed with the exact detail. Duplicate keys are found while parsing.
 
 use crate::protocol::RequestId;
@@ -33,7 +33,7 @@ pub const DETAIL_METHOD_TYPE: &str = "\"method\" must be a string";
 pub const DETAIL_BAD_ID: &str = "id must be a string or a 64-bit signed integer";
 pub const DETAIL_NEITHER: &str = "message has neither \"method\" nor \"result\"/\"error\"";
 
-/// Deepest nesting of arrays and objects accepted (§2.2 rule 3).
+/// Deepest nesting of arrays and objects accepted (docs/protocol.md "Transport" rule 3).
 pub const MAX_DEPTH: usize = 128;
 
 /// Parse JSON strictly: at most [`MAX_DEPTH`] levels, and no duplicate keys.

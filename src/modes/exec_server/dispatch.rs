@@ -1,4 +1,4 @@
-//! Handshake gate and method routing (PROTOCOL.md §2.2, §4.3). Lines are classified
+//! Handshake gate and method routing (docs/protocol.md "Transport", "Handshake"). Lines are classified
 //! and gated in wire order; each admitted request then runs in its own task.
 
 use super::decode::{classify, Incoming};
@@ -25,7 +25,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
 
-/// Requests in flight at once (§2.4).
+/// Requests in flight at once (docs/protocol.md "Transport").
 pub const MAX_IN_FLIGHT: usize = 1_024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -430,7 +430,7 @@ async fn handle(
         }
         methods::TOOLS_CALL => ok(s.tools.call(decode(params)?).await?),
         methods::HTTP_REQUEST => {
-            // Body frames of a streamed response must follow the response (§2.4).
+            // Body frames of a streamed response must follow the response (docs/protocol.md "Transport").
             let (r, frames) = s.http.request(decode(params)?).await?;
             *after = frames;
             ok(r)

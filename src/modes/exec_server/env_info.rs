@@ -1,4 +1,4 @@
-//! `environmentInfo` (PROTOCOL.md §4.4–§4.6), computed once when the server starts.
+//! `environmentInfo` (docs/protocol.md "environmentInfo"), computed once when the server starts.
 //! The host sandbox facts in it come from the probe in `sandbox/host.rs`.
 
 use crate::protocol::handshake::*;

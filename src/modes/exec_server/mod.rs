@@ -1,5 +1,5 @@
 //! The exec-server mode: stdin/stdout transport, dispatch, and the parent-owned
-//! lifetime (PROTOCOL.md §2, §13).
+//! lifetime (docs/protocol.md "Transport", "Lifetime").
 
 pub mod decode;
 pub mod dispatch;
@@ -49,7 +49,7 @@ impl std::io::Write for RawStdout {
 /// reads a fast stream. Only when stdout is a pipe; failure is harmless.
 const STDOUT_PIPE_SIZE: libc::c_int = 1 << 20;
 
-/// Mark this process as subreaper and non-dumpable (§13).
+/// Mark this process as subreaper and non-dumpable (docs/protocol.md "Lifetime").
 fn prepare_process() {
     // SAFETY: prctl, signal and fcntl calls with constant arguments on this process.
     unsafe {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Input line limit, not counting the terminator (PROTOCOL.md §2.1).
+/// Input line limit, not counting the terminator (docs/protocol.md "Transport").
 pub const MAX_LINE: usize = 64 * 1024 * 1024;
 
 /// What the reader thread hands to the dispatcher.
