@@ -76,7 +76,7 @@ impl Drop for Server {
     }
 }
 
-/// The workspace-write context of PROTOCOL.md §8.5 plus one deny entry, so that
+/// The workspace-write context of docs/protocol.md "Sandbox" plus one deny entry, so that
 /// reads need the helper too (without a deny entry they run directly, §8.7).
 fn context(cwd: &Path) -> Value {
     let special = |kind: &str| json!({"type": "special", "value": {"kind": kind}});

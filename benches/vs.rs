@@ -350,7 +350,7 @@ fn statuses(argv: &[String], n: usize) -> Res<f64> {
     Ok(n as f64 / secs)
 }
 
-/// The workspace-write sandbox context the Codex client sends (PROTOCOL.md §8.5).
+/// The workspace-write sandbox context the Codex client sends (docs/protocol.md "Sandbox").
 fn ww_sandbox(ws: &Path) -> String {
     let root = file_uri(ws);
     format!(
