@@ -2,7 +2,7 @@
 //! `fs/remove` never removes `/` or a mount point, and a recursive `fs/remove` or
 //! `fs/copy` never crosses into another filesystem (as `rm --preserve-root
 //! --one-file-system`). Used by the direct versions ([`super::ops`]) and by the
-//! `codex-fs` helper (`crate::modes::codex_fs`), on directory descriptors, never
+//! `codex-fs` helper (the codex-fs mode), on directory descriptors, never
 //! following a link.
 //!
 //! An entry is *another filesystem* when `statx` marks it the root of a mount
