@@ -56,6 +56,11 @@ pub struct OutMsg {
     pub data: Vec<u8>,
     pub body: Body,
     pub tail: &'static [u8],
+    /// Held, never read: dropping the message after its write releases the budget.
+    #[allow(
+        dead_code,
+        reason = "an RAII holder: released when the message is dropped"
+    )]
     pub permit: Option<OwnedSemaphorePermit>,
 }
 

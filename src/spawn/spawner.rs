@@ -297,25 +297,28 @@ thread_local! {
 /// `ctx` must describe a child setup that writes no memory the server uses, which
 /// `child_main` guarantees when there is no mount layer.
 unsafe fn clone_vfork(ctx: &ChildCtx<'_>, stack: &mut [u8]) -> libc::pid_t {
-    let mut all: libc::sigset_t = std::mem::zeroed();
-    let mut old: libc::sigset_t = std::mem::zeroed();
-    libc::sigfillset(&mut all);
-    libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-    // The stack grows down on every architecture Tether runs on; keep it aligned.
-    let top = (stack.as_mut_ptr().add(stack.len()) as usize & !15) as *mut libc::c_void;
-    let pid = libc::clone(
-        vfork_child,
-        top,
-        libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-        ctx as *const ChildCtx<'_> as *mut libc::c_void,
-    );
-    // The child shares this thread's errno; keep the clone's own error.
-    let e = *libc::__errno_location();
-    libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-    if pid < 0 {
-        *libc::__errno_location() = e;
+    // SAFETY: the caller upholds this function's contract for `ctx`; the signal sets are locals, `stack` is an exclusive buffer whose top we pass aligned, and the parent is suspended (CLONE_VFORK) until the child execs or exits.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        // The stack grows down on every architecture Tether runs on; keep it aligned.
+        let top = (stack.as_mut_ptr().add(stack.len()) as usize & !15) as *mut libc::c_void;
+        let pid = libc::clone(
+            vfork_child,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            ctx as *const ChildCtx<'_> as *mut libc::c_void,
+        );
+        // The child shares this thread's errno; keep the clone's own error.
+        let e = *libc::__errno_location();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        if pid < 0 {
+            *libc::__errno_location() = e;
+        }
+        pid
     }
-    pid
 }
 
 /// Fork and exec with `fds` (target number, source descriptor) placed in the

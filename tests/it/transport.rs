@@ -996,6 +996,7 @@ fn signal_before_the_first_line_exits_zero() {
             .unwrap();
         thread::sleep(Duration::from_millis(100));
         let t = Instant::now();
+        // SAFETY: kill has no memory effects.
         unsafe { libc::kill(child.id() as i32, sig) };
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(0), "signal {sig}: {status:?}");
