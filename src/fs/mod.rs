@@ -9,6 +9,7 @@ pub mod handles;
 pub mod mounts;
 pub mod ops;
 pub mod sandboxed;
+pub mod tree;
 pub mod walk;
 pub mod watch;
 
