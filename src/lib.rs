@@ -17,30 +17,25 @@
 pub mod client;
 pub mod protocol;
 
-#[cfg(feature = "server")]
-mod cli;
-#[cfg(feature = "server")]
-mod errors;
-#[cfg(feature = "server")]
-mod escalate;
-#[cfg(feature = "server")]
-mod fs;
-#[cfg(feature = "server")]
-mod http;
-#[cfg(feature = "server")]
-mod modes;
-#[cfg(feature = "server")]
-mod process;
-#[cfg(feature = "server")]
-mod rpc;
-#[cfg(feature = "server")]
-mod sandbox;
-#[cfg(feature = "server")]
-mod spawn;
-#[cfg(feature = "server")]
-mod sys;
-#[cfg(feature = "server")]
-mod tools;
+/// Items that exist only with the `server` feature (the binary's insides).
+macro_rules! server_only {
+    ($($item:item)*) => { $( #[cfg(feature = "server")] $item )* };
+}
+
+server_only! {
+    mod cli;
+    mod errors;
+    mod escalate;
+    mod fs;
+    mod http;
+    mod modes;
+    mod process;
+    mod rpc;
+    mod sandbox;
+    mod spawn;
+    mod sys;
+    mod tools;
+}
 
 /// Decoder invariants shared by the fuzz targets (`cargo fuzz` builds with
 /// `--cfg fuzzing`) and the property tests. Not part of the supported API.
