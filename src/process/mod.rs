@@ -264,7 +264,7 @@ impl ProcessManager {
             Some(m) => Mode::parse(m).unwrap_or(Mode::Strict),
             None => Mode::parse(&self.host.default_mode).unwrap_or(Mode::Strict),
         };
-        let plan = match &ctx {
+        let mut plan = match &ctx {
             Some(ctx) => {
                 plan_process(ctx, mode, &self.host).map_err(ProcessError::SandboxUnavailable)?
             }
@@ -284,21 +284,19 @@ impl ProcessManager {
             }),
             (None, None) => None,
         };
+        // Released when dropped: on every early return below, or when the
+        // process has closed.
         let placeholders = plan
-            .as_ref()
-            .map(|p| p.placeholders.clone())
+            .as_mut()
+            .map(|p| std::mem::take(&mut p.placeholders))
             .unwrap_or_default();
-        let release = move || crate::sandbox::mount::release_placeholders(&placeholders);
         let mut env = env_policy::build(p.env_policy.as_ref(), &p.env, std::env::vars_os());
         // The escalation socket pair: the child's end goes to its fd 3 (docs/protocol.md "Exec escalation").
         let escalation = match &p.escalation {
             Some(params) => match self.prepare_escalation(&rec.id, params, plan.as_ref(), &mut env)
             {
                 Ok(e) => Some(e),
-                Err(e) => {
-                    release();
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             },
             None => None,
         };
@@ -307,10 +305,7 @@ impl ProcessManager {
         let mut spec = match SpawnSpec::new(&p.argv, p.arg0.as_deref(), &env, cwd, tty, pipe_stdin)
         {
             Ok(s) => s,
-            Err(e) => {
-                release();
-                return Err(ProcessError::InvalidParams(e.0));
-            }
+            Err(e) => return Err(ProcessError::InvalidParams(e.0)),
         };
         let sandboxed = plan.is_some();
         spec.sandbox = plan;
@@ -322,7 +317,6 @@ impl ProcessManager {
         let child = match self.spawner.spawn(spec).await {
             Ok(c) => c,
             Err(e) => {
-                release();
                 return Err(match e {
                     SpawnError::Os(e) => ProcessError::Spawn(e),
                     SpawnError::Sandbox(m) => ProcessError::SandboxUnavailable(m),
@@ -335,7 +329,6 @@ impl ProcessManager {
             if st.cancelled {
                 drop(st);
                 let _ = group::kill_group(child.pid, libc::SIGKILL);
-                release();
                 return Err(ProcessError::Cancelled(rec.id.clone()));
             }
             st.phase = Phase::Running;
@@ -372,7 +365,7 @@ impl ProcessManager {
             outputs,
             child.exit,
             Box::new(move || {
-                release();
+                drop(placeholders);
                 me.closed(closed_rec)
             }),
         ));

@@ -105,8 +105,28 @@ pub fn deny_placeholder() -> std::io::Result<PathBuf> {
 /// paths, with the number of live processes that use each.
 static PLACEHOLDERS: Mutex<Option<HashMap<PathBuf, usize>>> = Mutex::new(None);
 
+/// The placeholder directories one process holds; dropping this releases them
+/// (the process closed, or its start failed on the way).
+#[derive(Default)]
+pub struct Placeholders(Vec<PathBuf>);
+
+impl Placeholders {
+    /// Create (or share) an empty directory at the missing narrowing path `p`.
+    pub fn hold(&mut self, p: &Path) -> std::io::Result<()> {
+        hold_placeholder(p)?;
+        self.0.push(p.to_path_buf());
+        Ok(())
+    }
+}
+
+impl Drop for Placeholders {
+    fn drop(&mut self) {
+        release_placeholders(&self.0);
+    }
+}
+
 /// Create (or share) an empty directory at a missing narrowing path.
-pub fn hold_placeholder(p: &Path) -> std::io::Result<()> {
+fn hold_placeholder(p: &Path) -> std::io::Result<()> {
     let mut g = PLACEHOLDERS.lock().unwrap_or_else(|e| e.into_inner());
     let map = g.get_or_insert_with(HashMap::new);
     if let Some(n) = map.get_mut(p) {
@@ -126,7 +146,7 @@ pub fn hold_placeholder(p: &Path) -> std::io::Result<()> {
 
 /// A process that used placeholders closed: remove the ones nobody uses and that
 /// are still empty.
-pub fn release_placeholders(paths: &[PathBuf]) {
+fn release_placeholders(paths: &[PathBuf]) {
     let mut g = PLACEHOLDERS.lock().unwrap_or_else(|e| e.into_inner());
     let Some(map) = g.as_mut() else { return };
     for p in paths {

@@ -49,8 +49,8 @@ pub struct ProcessPlan {
     pub landlock: Option<Resolved>,
     pub network: Network,
     pub mount: Option<MountPlan>,
-    /// Placeholder directories this process holds (released when it closes).
-    pub placeholders: Vec<PathBuf>,
+    /// Placeholder directories this process holds (released when dropped).
+    pub placeholders: mount::Placeholders,
     pub report: Report,
 }
 
@@ -93,7 +93,7 @@ pub fn plan_process(
             landlock: None,
             network,
             mount: None,
-            placeholders: Vec::new(),
+            placeholders: mount::Placeholders::default(),
             report,
         }));
     };
@@ -135,7 +135,7 @@ pub fn plan_process(
     narrowing.sort();
     narrowing.dedup();
     let mut plan = MountPlan::new();
-    let mut placeholders = Vec::new();
+    let mut placeholders = mount::Placeholders::default();
     if !narrowing.is_empty() {
         if !host.mount_namespaces {
             if mode == Mode::Strict {
@@ -169,7 +169,6 @@ pub fn plan_process(
                         if p.exists() {
                             plan.read_only(p);
                         } else if mode == Mode::Strict {
-                            mount::release_placeholders(&placeholders);
                             return Err(format!(
                                 "cannot protect `{}` because it is a symbolic link to a missing path; set sandboxMode to \"best-effort\" to run anyway",
                                 p.display()
@@ -184,13 +183,11 @@ pub fn plan_process(
                     Ok(_) => plan.read_only(p),
                     Err(_) => {
                         if p.parent().is_some_and(Path::exists) {
-                            mount::hold_placeholder(p).map_err(|e| {
+                            placeholders.hold(p).map_err(|e| {
                                 format!("cannot protect missing path `{}`: {e}", p.display())
                             })?;
-                            placeholders.push(p.clone());
                             plan.read_only(p);
                         } else if mode == Mode::Strict {
-                            mount::release_placeholders(&placeholders);
                             return Err(format!(
                                 "cannot protect missing path `{}` because its parent does not exist; set sandboxMode to \"best-effort\" to run anyway",
                                 p.display()
