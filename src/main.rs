@@ -1,5 +1,6 @@
 //! The `tether` binary: picks its mode from the basename of argv[0], else from its
-//! first argument. Nothing else lives here.
+//! first argument, and sets up logging. Nothing else lives here: the modes are in
+//! `modes/`, the user commands in `cli/`.
 
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
@@ -62,13 +63,13 @@ struct LinksArgs {
     dir: PathBuf,
 }
 
-/// Logs go to stderr, or appended to `$TETHER_LOG_FILE` when that is set (handy
-/// when the parent swallows stderr). `RUST_LOG` filters them (default `warn`).
 /// Whether RUST_LOG or TETHER_LOG_FILE asks for more than the default logging.
 fn logging_configured() -> bool {
     std::env::var_os("RUST_LOG").is_some() || std::env::var_os("TETHER_LOG_FILE").is_some()
 }
 
+/// Logs go to stderr, or appended to `$TETHER_LOG_FILE` when that is set (handy
+/// when the parent swallows stderr). `RUST_LOG` filters them (default `warn`).
 fn init_logging() {
     // Without RUST_LOG a plain level filter does: building an EnvFilter is a visible
     // part of the exec-server's start (the handshake is timed by its clients).

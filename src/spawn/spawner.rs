@@ -77,7 +77,8 @@ struct SpawnerInner {
 }
 
 /// Spawner threads: two forks can be under way at once (each thread is
-/// suspended while its vfork child runs up to its exec).
+/// suspended while its vfork child runs up to its exec). A host with one CPU
+/// gets one thread.
 const SPAWNER_THREADS: usize = 2;
 
 impl Spawner {
@@ -228,7 +229,8 @@ fn prepare_sandbox<'a>(
     }))
 }
 
-/// Fork and exec a managed process on the spawner thread: new pipes or a terminal.
+/// Fork and exec a child with new pipes or a terminal (managed processes, tool
+/// sessions, `codex-fs` helpers), on a spawner thread.
 fn spawn(mut spec: SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
     let stdio = make_stdio(&spec)?;
     let inherit = std::mem::take(&mut spec.inherit);
@@ -277,9 +279,10 @@ fn spawn_exact(mut spec: SpawnSpec, reaper: &Reaper) -> Result<SpawnedExact, Spa
 }
 
 thread_local! {
-    /// Stack for children started with [`clone_vfork`]; only the spawner thread
-    /// starts children, one at a time, and each is done with it when `clone`
-    /// returns (the child has exec'd or exited by then).
+    /// Stack for children started with [`clone_vfork`], one per spawner thread
+    /// (there are up to `SPAWNER_THREADS` of them, and only they start
+    /// children). Each thread starts its children one at a time, and a child is
+    /// done with the stack when `clone` returns (it has exec'd or exited by then).
     static CHILD_STACK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 256 * 1024]);
 }
 
@@ -395,7 +398,7 @@ fn fork_exec(
             CHILD_STACK.with(|stack| {
                 let mut stack = stack.borrow_mut();
                 // SAFETY: without a mount layer `child_main` touches no memory the
-                // server uses; the spawner thread is suspended until the child execs.
+                // server uses; this spawner thread is suspended until the child execs.
                 unsafe { clone_vfork(&ctx, &mut stack) }
             })
         };
