@@ -86,7 +86,7 @@ pub struct ProcessManager {
 
 impl ProcessManager {
     /// A manager whose notifications go to `out`. Starts the reaper (which must run
-    /// inside a tokio runtime) and the spawner thread.
+    /// inside a tokio runtime); the spawner's threads start with the first spawn.
     pub fn new(out: Outbound, host: HostSandbox) -> Arc<Self> {
         let reaper = Arc::new(Reaper::default());
         let r = reaper.clone();

@@ -2,7 +2,7 @@
 //! message is queued whole ([`OutMsg`]: head, [`Body`], tail) and the queue is
 //! bounded, so a producer waits while it is full (back-pressure, not loss:
 //! docs/protocol.md "Transport"). Who drains it is not this module's business:
-//! the exec-server's stdout writer thread (`server/transport.rs`) in the binary,
+//! the exec-server's stdout writer thread (`modes/exec_server/transport.rs`) in the binary,
 //! a test's receiver elsewhere.
 
 use std::io;

@@ -224,6 +224,9 @@ pub fn plan_process(
     }))
 }
 
+/// At most this many existing paths may match one deny glob.
+pub const MAX_GLOB_MATCHES: usize = 1000;
+
 /// Existing matches of a deny glob, up to `depth` levels below its literal prefix.
 fn glob_matches(pattern: &str, depth: u32) -> Result<Vec<PathBuf>, String> {
     let literal: PathBuf = pattern
@@ -242,9 +245,9 @@ fn glob_matches(pattern: &str, depth: u32) -> Result<Vec<PathBuf>, String> {
     while let Some((dir, d)) = stack.pop() {
         if super::policy::glob_match(pattern, &dir) {
             out.push(dir.clone());
-            if out.len() > 1000 {
+            if out.len() > MAX_GLOB_MATCHES {
                 return Err(format!(
-                    "glob pattern `{pattern}` matches more than 1000 paths"
+                    "glob pattern `{pattern}` matches more than {MAX_GLOB_MATCHES} paths"
                 ));
             }
         }
@@ -261,9 +264,9 @@ fn glob_matches(pattern: &str, depth: u32) -> Result<Vec<PathBuf>, String> {
                 stack.push((p, d + 1));
             } else if super::policy::glob_match(pattern, &p) {
                 out.push(p);
-                if out.len() > 1000 {
+                if out.len() > MAX_GLOB_MATCHES {
                     return Err(format!(
-                        "glob pattern `{pattern}` matches more than 1000 paths"
+                        "glob pattern `{pattern}` matches more than {MAX_GLOB_MATCHES} paths"
                     ));
                 }
             }
