@@ -475,8 +475,14 @@ impl Resolved {
     }
 
     /// The access of path `p` (docs/protocol.md "Sandbox" step 3); `None` means no access.
+    /// A deny glob that matches `p` or any directory above it denies `p`: what a
+    /// denied directory holds is denied with it, as the mount layer masks it.
     pub fn access(&self, p: &Path) -> Option<Access> {
-        if self.globs.iter().any(|g| glob_match(g, p)) {
+        if self
+            .globs
+            .iter()
+            .any(|g| p.ancestors().any(|a| glob_match(g, a)))
+        {
             return Some(Access::Deny);
         }
         Self::decide(self.entries.iter(), p)
