@@ -2,6 +2,7 @@
 //!
 //! - [`policy`]: parsing the `sandbox` object and resolving it into concrete
 //!   path entries and deny globs;
+//! - [`glob`]: matching a deny glob against a path;
 //! - [`plan`]: what a process gets (nothing, seccomp only, or Landlock and
 //!   seccomp with a mount layer), strict vs best-effort, the enforcement report;
 //! - [`landlock`]: the ruleset, built before `fork`;
@@ -17,6 +18,7 @@
 //! only (`modes/codex_fs/lockdown.rs`).
 
 pub mod caps;
+pub mod glob;
 pub mod host;
 pub mod landlock;
 pub mod mount;

@@ -243,7 +243,7 @@ fn glob_matches(pattern: &str, depth: u32) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     let mut stack = vec![(base, 0u32)];
     while let Some((dir, d)) = stack.pop() {
-        if super::policy::glob_match(pattern, &dir) {
+        if super::glob::glob_match(pattern, &dir) {
             out.push(dir.clone());
             if out.len() > MAX_GLOB_MATCHES {
                 return Err(format!(
@@ -262,7 +262,7 @@ fn glob_matches(pattern: &str, depth: u32) -> Result<Vec<PathBuf>, String> {
             let p = e.path();
             if is_dir {
                 stack.push((p, d + 1));
-            } else if super::policy::glob_match(pattern, &p) {
+            } else if super::glob::glob_match(pattern, &p) {
                 out.push(p);
                 if out.len() > MAX_GLOB_MATCHES {
                     return Err(format!(
