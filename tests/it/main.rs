@@ -7,4 +7,5 @@ mod lifetime;
 mod process;
 mod run;
 mod slow_reader;
+mod snapshot;
 mod transport;

@@ -103,6 +103,7 @@ pub fn compute_with(probe: NamespaceProbe) -> EnvironmentInfo {
         temp_dir: Some(to_uri(tmp.as_deref().unwrap_or(Path::new("/tmp")))),
         capabilities: Capabilities {
             fs_watch_missing: true,
+            shell_snapshot_v2: true,
             ..Capabilities::default()
         },
         tether: Some(TetherInfo {
