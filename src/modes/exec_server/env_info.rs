@@ -104,6 +104,8 @@ pub fn compute_with(probe: NamespaceProbe) -> EnvironmentInfo {
         capabilities: Capabilities {
             fs_watch_missing: true,
             shell_snapshot_v2: true,
+            file_write_streaming: true,
+            sandboxed_file_streaming: true,
             ..Capabilities::default()
         },
         tether: Some(TetherInfo {
