@@ -40,11 +40,26 @@ impl From<ProcessError> for RpcError {
             | ProcessError::Starting(_)
             | ProcessError::NoTerminal(_)
             | ProcessError::UsesTerminal(_)
-            | ProcessError::SandboxUnavailable(_)
             | ProcessError::SandboxContext(_) => codes::INVALID_REQUEST,
-            ProcessError::Spawn(_) | ProcessError::Signal(_) | ProcessError::Resize(_) => {
-                codes::INTERNAL
+            // A failed start says what kind of failure it was (docs/protocol.md
+            // "process/start"), as the reference does.
+            ProcessError::SandboxUnavailable(_) => {
+                return RpcError::new(codes::INVALID_REQUEST, e.to_string())
+                    .with_kind("sandboxUnavailable")
             }
+            ProcessError::SandboxPreparation(_) => {
+                return RpcError::new(codes::INVALID_REQUEST, e.to_string())
+                    .with_kind("sandboxPreparation")
+            }
+            ProcessError::Spawn(io) => {
+                let kind = match io.raw_os_error() {
+                    Some(libc::ENOENT) => "spawnNotFound",
+                    Some(libc::EACCES | libc::EPERM) => "spawnPermissionDenied",
+                    _ => "spawnFailed",
+                };
+                return RpcError::new(codes::INTERNAL, e.to_string()).with_kind(kind);
+            }
+            ProcessError::Signal(_) | ProcessError::Resize(_) => codes::INTERNAL,
             ProcessError::Path(p) => return RpcError::from(p.clone()),
         };
         RpcError::new(code, e.to_string())

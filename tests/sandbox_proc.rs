@@ -487,6 +487,12 @@ fn contexts_that_cannot_be_enforced_or_decoded_are_refused() {
         -32600,
         "sandbox cannot be enforced: glob_pattern entries are only supported with deny access",
     );
+    // A sandbox that cannot be had says so in the error's data (as the reference).
+    assert_eq!(
+        r["error"]["data"],
+        json!({"kind": "sandboxUnavailable"}),
+        "{r}"
+    );
     // Unknown policy type: params.
     let r = start(
         &mut s,
