@@ -808,6 +808,7 @@ fn initialize_result_shape() {
         "sandboxedFileStreaming",
         "fileWriteStreaming",
         "shellSnapshotV2",
+        "linuxRootWritePreservesDevices",
     ];
     let caps = info["capabilities"].as_object().unwrap();
     assert_eq!(caps.len(), CAPABILITIES.len(), "{caps:?}");
