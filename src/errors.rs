@@ -8,6 +8,7 @@ use crate::process::ProcessError;
 use crate::protocol::codes;
 use crate::protocol::paths::PathError;
 use crate::rpc::error::RpcError;
+use crate::sandbox::policy::PolicyError;
 use crate::tools::ToolsError;
 
 impl From<serde_json::Error> for RpcError {
@@ -24,6 +25,17 @@ impl From<PathError> for RpcError {
             _ => codes::INVALID_PARAMS,
         };
         RpcError::new(code, e.to_string())
+    }
+}
+
+impl From<PolicyError> for RpcError {
+    fn from(e: PolicyError) -> Self {
+        match e {
+            PolicyError::Params(m) => RpcError::new(codes::INVALID_PARAMS, m),
+            PolicyError::NeedsCwd | PolicyError::Unenforceable(_) => {
+                RpcError::new(codes::INVALID_REQUEST, e.to_string())
+            }
+        }
     }
 }
 

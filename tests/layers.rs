@@ -29,7 +29,7 @@ const LAYERS: &[&[&str]] = &[
     // Services. Within them, the process manager starts shells with an
     // escalation server, and tools run on process records: escalate, fs and
     // http below process, process below tools.
-    &["escalate", "fs", "http"],
+    &["escalate", "fs", "http", "discovery"],
     &["process"],
     &["tools"],
     // The one typed-error → JSON-RPC code mapping.

@@ -2,6 +2,7 @@
 //! byte strings. No I/O happens here; the exec-server mode, the services and `client/` build on these types.
 
 pub mod bytes;
+pub mod discovery;
 pub mod escalation;
 pub mod fs;
 pub mod handshake;
@@ -56,6 +57,7 @@ pub mod methods {
     pub const TOOLS_LIST: &str = "tools/list";
     pub const TOOLS_CALL: &str = "tools/call";
     pub const HTTP_REQUEST: &str = "http/request";
+    pub const CAPABILITIES_DISCOVER_V2: &str = "capabilities/discoverV2";
     pub const HTTP_REQUEST_BODY_DELTA: &str = "http/request/bodyDelta";
 }
 

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod discovery;
 mod lifetime;
 mod process;
 mod run;

@@ -805,6 +805,7 @@ fn initialize_result_shape() {
     // The bits Tether sets: each has its own tests.
     const ADVERTISED: &[&str] = &[
         "fsWatchMissing",
+        "capabilityDiscoveryV2",
         "sandboxedFileStreaming",
         "fileWriteStreaming",
         "shellSnapshotV2",

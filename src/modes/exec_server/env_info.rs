@@ -105,6 +105,7 @@ pub fn compute_with(probe: NamespaceProbe) -> EnvironmentInfo {
             fs_watch_missing: true,
             shell_snapshot_v2: true,
             file_write_streaming: true,
+            capability_discovery_v2: true,
             sandboxed_file_streaming: true,
             // `root: write` keeps /dev usable and the carve-outs enforced
             // (tests/sandbox_proc.rs root_write_keeps_devices_and_carve_outs).
