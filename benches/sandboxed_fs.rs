@@ -77,7 +77,7 @@ impl Drop for Server {
 }
 
 /// The workspace-write context of docs/protocol.md "Sandbox" plus one deny entry, so that
-/// reads need the helper too (without a deny entry they run directly, §8.7).
+/// reads need the helper too (without a deny entry they run directly: docs/protocol.md "Sandboxed filesystem requests").
 fn context(cwd: &Path) -> Value {
     let special = |kind: &str| json!({"type": "special", "value": {"kind": kind}});
     json!({"permissions": {"type": "managed", "network": "restricted", "file_system": {"type": "restricted", "entries": [

@@ -700,7 +700,7 @@ fn main() {
         std::fs::write(ws.join("sandboxed.txt"), b"hello\n").expect("write the test file");
         let r = b.fig(
             "sandbox_read",
-            "sandboxed fs/readFile (workspace-write, §8.5)".into(),
+            "sandboxed fs/readFile (workspace-write)".into(),
             "ms",
             Better::Lower,
         );
@@ -710,7 +710,7 @@ fn main() {
         });
         let w = b.fig(
             "sandbox_write",
-            "sandboxed fs/writeFile (workspace-write, §8.5)".into(),
+            "sandboxed fs/writeFile (workspace-write)".into(),
             "ms",
             Better::Lower,
         );

@@ -1,5 +1,6 @@
 //! The `tether` binary: picks its mode from the basename of argv[0], else from its
-//! first argument. Nothing else lives here.
+//! first argument, and sets up logging. Nothing else lives here: the modes are in
+//! `modes/`, the user commands in `cli/`.
 
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
@@ -35,7 +36,7 @@ enum Mode {
     /// BASH_EXEC_WRAPPER / EXEC_WRAPPER of a patched bash: `FILE ARGV0 [ARG...]`
     ExecveWrapper(HelperArgs),
     /// Run one command through an exec-server: `tether run [OPTIONS] -- CMD [ARGS...]`
-    Run(tether::cli::run::RunArgs),
+    Run(tether::entry::RunArgs),
     /// Create exec-server, codex-fs and execve-wrapper symlinks to this binary in DIR
     InstallLinks(LinksArgs),
 }
@@ -62,13 +63,13 @@ struct LinksArgs {
     dir: PathBuf,
 }
 
-/// Logs go to stderr, or appended to `$TETHER_LOG_FILE` when that is set (handy
-/// when the parent swallows stderr). `RUST_LOG` filters them (default `warn`).
 /// Whether RUST_LOG or TETHER_LOG_FILE asks for more than the default logging.
 fn logging_configured() -> bool {
     std::env::var_os("RUST_LOG").is_some() || std::env::var_os("TETHER_LOG_FILE").is_some()
 }
 
+/// Logs go to stderr, or appended to `$TETHER_LOG_FILE` when that is set (handy
+/// when the parent swallows stderr). `RUST_LOG` filters them (default `warn`).
 fn init_logging() {
     // Without RUST_LOG a plain level filter does: building an EnvFilter is a visible
     // part of the exec-server's start (the handshake is timed by its clients).
@@ -106,11 +107,11 @@ fn exec_server(args: ExecServerArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    ExitCode::from(tether::modes::exec_server::run() as u8)
+    ExitCode::from(tether::entry::exec_server() as u8)
 }
 
 fn codex_fs() -> ExitCode {
-    ExitCode::from(tether::modes::codex_fs::main().clamp(0, 255) as u8)
+    ExitCode::from(tether::entry::codex_fs().clamp(0, 255) as u8)
 }
 
 fn dispatch(mode: Mode) -> ExitCode {
@@ -118,8 +119,8 @@ fn dispatch(mode: Mode) -> ExitCode {
         Mode::ExecServer(a) => exec_server(a),
         Mode::CodexFs(_) => codex_fs(),
         Mode::ExecveWrapper(a) => execve_wrapper(a.rest),
-        Mode::Run(a) => ExitCode::from(tether::cli::run::run(a).clamp(0, 255) as u8),
-        Mode::InstallLinks(a) => match tether::cli::links::install(&a.dir) {
+        Mode::Run(a) => ExitCode::from(tether::entry::run_command(a).clamp(0, 255) as u8),
+        Mode::InstallLinks(a) => match tether::entry::install_links(&a.dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("tether install-links: {e:#}");
@@ -132,7 +133,7 @@ fn dispatch(mode: Mode) -> ExitCode {
 /// The wrapper takes its arguments by position (ARGV0 may start with `-`), so
 /// clap never sees them.
 fn execve_wrapper(rest: Vec<OsString>) -> ExitCode {
-    ExitCode::from(tether::modes::execve_wrapper::main(rest).clamp(0, 255) as u8)
+    ExitCode::from(tether::entry::execve_wrapper(rest).clamp(0, 255) as u8)
 }
 
 fn main() -> ExitCode {
@@ -182,7 +183,7 @@ fn main() -> ExitCode {
                 listen: "stdio".into(),
             });
         }
-        return ExitCode::from(tether::modes::exec_server::run_then(init_logging) as u8);
+        return ExitCode::from(tether::entry::exec_server_then(init_logging) as u8);
     }
     init_logging();
     match name.as_str() {

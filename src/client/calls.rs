@@ -4,10 +4,8 @@
 use super::{Client, ClientError, ProcessEvents};
 use crate::protocol::bytes::ByteChunk;
 use crate::protocol::handshake::{EnvironmentInfo, StatusResult};
-use crate::protocol::paths::{to_uri, PathArg};
 use crate::protocol::process::*;
 use crate::protocol::{methods, EmptyResult};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// `process/start` params with the defaults: pipes, stdin piped, no sandbox, an
@@ -18,19 +16,8 @@ where
     S: Into<String>,
 {
     StartParams {
-        process_id: process_id.into(),
-        argv: argv.into_iter().map(Into::into).collect(),
-        cwd: PathArg(to_uri(cwd)),
-        env: BTreeMap::new(),
-        env_policy: None,
-        tty: false,
         pipe_stdin: Some(true),
-        arg0: None,
-        sandbox: None,
-        enforce_managed_network: None,
-        size: None,
-        sandbox_mode: None,
-        escalation: None,
+        ..StartParams::new(process_id, argv, cwd)
     }
 }
 

@@ -28,9 +28,11 @@ pub const REASON_FORBIDDEN: &str = "Execution forbidden by policy";
 pub const REASON_DECLINED: &str = "User declined execution";
 pub const REASON_CANCELLED: &str = "User cancelled execution";
 /// Wrapper streams of one shell served at once; a handshake beyond them gets
-/// [`REASON_BUSY`] and its stream is closed.
+/// [`reason_busy`] and its stream is closed.
 pub const MAX_STREAMS: usize = 64;
-pub const REASON_BUSY: &str = "too many escalation requests at once (at most 64 per shell)";
+fn reason_busy() -> String {
+    format!("too many escalation requests at once (at most {MAX_STREAMS} per shell)")
+}
 
 /// Escalation state of one managed process.
 pub struct Escalation {
@@ -358,11 +360,11 @@ fn is_stream_socket(fd: &OwnedFd) -> bool {
 }
 
 /// A handshake beyond [`MAX_STREAMS`]: the decision `Deny` with
-/// [`REASON_BUSY`], written without waiting (a fresh stream's buffer takes it,
+/// [`reason_busy`], written without waiting (a fresh stream's buffer takes it,
 /// else it is dropped), then the stream is closed.
 fn refuse_busy(stream: &OwnedFd) {
     let frame = super::wire::encode(&ExecResponse {
-        action: deny(REASON_BUSY),
+        action: deny(reason_busy()),
     });
     // SAFETY: a non-blocking send on a descriptor we own.
     unsafe {

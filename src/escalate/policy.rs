@@ -43,11 +43,9 @@ impl Confinement {
         };
         // SAFETY: plain getters.
         gids.push(unsafe { libc::getegid() });
-        Confinement::Sandboxed {
-            fs,
-            uid: unsafe { libc::geteuid() },
-            gids,
-        }
+        // SAFETY: a plain getter.
+        let uid = unsafe { libc::geteuid() };
+        Confinement::Sandboxed { fs, uid, gids }
     }
 
     /// Who could change what `p` (a real path, without links) holds or names:
@@ -123,7 +121,8 @@ pub struct Program {
 }
 
 impl Program {
-    /// A program taken as is (tests, unsandboxed callers).
+    /// A program taken as is (tests).
+    #[cfg(test)]
     pub fn trusted(path: &Path) -> Self {
         Program {
             path: path.to_path_buf(),
@@ -205,6 +204,7 @@ impl Policy {
     }
 
     /// Whether any exec could be prompted for.
+    #[cfg(test)]
     pub fn may_prompt(&self) -> bool {
         self.default == DefaultDecision::Prompt
             || self

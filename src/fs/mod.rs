@@ -9,6 +9,7 @@ pub mod handles;
 pub mod mounts;
 pub mod ops;
 pub mod sandboxed;
+pub mod tree;
 pub mod walk;
 pub mod watch;
 
@@ -88,7 +89,7 @@ pub enum FsError {
     TooManyWatchPaths,
     /// The `codex-fs` helper answered with an error: relayed with its code and
     /// text as the helper's own mapping (errors.rs) made them (docs/protocol.md
-    /// "codex-fs").
+    /// "Sandboxed filesystem requests").
     #[error("{}", .0.message)]
     HelperAnswer(crate::rpc::error::RpcError),
     /// The helper refused its request before doing it (exit status 2).

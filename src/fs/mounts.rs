@@ -290,9 +290,11 @@ mod tests {
                         .then_some(())?;
                 }
                 fs::write(t.join("tree/inner/keep"), b"k").ok()?;
+                // SAFETY: AT_FDCWD is a sentinel the *at calls accept, never closed.
+                let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
                 let top = fdio::openat(
                     fdio::openat(
-                        unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) },
+                        cwd,
                         t.join("tree").as_os_str(),
                         libc::O_RDONLY | libc::O_DIRECTORY,
                         0,

@@ -3,6 +3,7 @@
 
 use super::fdio;
 use super::mounts::{self, TreeOp};
+use super::tree;
 use super::{display, refuse_symlinks, FsError, MAX_DIR_ENTRIES, MAX_READ_FILE};
 use crate::protocol::fs::{DirEntry, Metadata};
 use std::ffi::OsStr;
@@ -10,7 +11,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -318,33 +319,8 @@ pub fn copy(src: &Path, dst: &Path, recursive: bool) -> Result<(), FsError> {
     let top = fs_open_dir(src, libc::O_NOFOLLOW)?;
     mounts::scan(top.as_fd(), src, TreeOp::Copy)?;
     fs::create_dir(dst)?;
-    copy_tree(src, dst, mounts::statx_at(top.as_fd(), OsStr::new(""))?.dev)
-}
-
-/// Copy the contents of directory `src` (on device `dev`) into the new `dst`.
-fn copy_tree(src: &Path, dst: &Path, dev: u64) -> Result<(), FsError> {
-    let mut names: Vec<_> = fs::read_dir(src)?.collect::<Result<_, _>>()?;
-    names.sort_by_key(|e| e.file_name());
-    for ent in names {
-        let from = ent.path();
-        let to = dst.join(ent.file_name());
-        let ft = ent.file_type()?;
-        // Checked again as it is copied: a mount may have appeared since the scan.
-        if mounts::statx_path(&from).is_ok_and(|st| mounts::crosses(dev, &st)) {
-            return Err(mounts::crossing(TreeOp::Copy, &from));
-        }
-        if ft.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
-        } else if ft.is_dir() {
-            fs::create_dir(&to)?;
-            copy_tree(&from, &to, dev)?;
-        } else if ft.is_file() {
-            fs::copy(&from, &to)?;
-        } else if ft.is_fifo() || ft.is_socket() || ft.is_block_device() || ft.is_char_device() {
-            // Special files are skipped silently.
-        }
-    }
-    Ok(())
+    let to = fs_open_dir(dst, libc::O_NOFOLLOW)?;
+    tree::copy_tree(&|_, _| Ok(()), top.as_fd(), src, to.as_fd(), dst, 0)
 }
 
 pub fn canonicalize(path: &Path) -> Result<PathBuf, FsError> {

@@ -124,8 +124,9 @@ fn open_socket(v: &OsStr) -> Result<RawFd, String> {
             ))
         }
     };
-    // SAFETY: fstat into a local.
+    // SAFETY: `stat` is plain integers; all zeroes is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes one `stat` into the local.
     if unsafe { libc::fstat(fd, &mut st) } < 0 {
         return Err(format!("descriptor {fd}: {}", io::Error::last_os_error()));
     }

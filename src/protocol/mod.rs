@@ -1,5 +1,5 @@
 //! Wire types only: message framing, method names, params and results, paths and
-//! byte strings. No I/O happens here; `server/` and `client/` build on these types.
+//! byte strings. No I/O happens here; the exec-server mode, the services and `client/` build on these types.
 
 pub mod bytes;
 pub mod escalation;

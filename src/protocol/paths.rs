@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// A path member exactly as the client sent it. Decoding it into a native path is a
 /// separate step ([`PathArg::to_path`]) because its failures carry their own codes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PathArg(pub String);
 

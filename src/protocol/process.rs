@@ -1,11 +1,14 @@
 //! `process/*` params, results and notifications (docs/protocol.md "Processes").
 
 use super::bytes::ByteChunk;
-use super::paths::PathArg;
+use super::paths::{to_uri, PathArg};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::Path;
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// `process/start` params. [`StartParams::new`] fills the three required members;
+/// the rest default to pipes without stdin, an empty environment, no sandbox.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StartParams {
     pub process_id: String,
@@ -29,6 +32,23 @@ pub struct StartParams {
     pub sandbox_mode: Option<String>,
     #[serde(default)]
     pub escalation: Option<super::escalation::EscalationParams>,
+}
+
+impl StartParams {
+    /// Start `argv` in `cwd` as `process_id`; every other member at its default
+    /// (set them with struct update syntax: `StartParams { tty: true, ..new }`).
+    pub fn new<I, S>(process_id: impl Into<String>, argv: I, cwd: &Path) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        StartParams {
+            process_id: process_id.into(),
+            argv: argv.into_iter().map(Into::into).collect(),
+            cwd: PathArg(to_uri(cwd)),
+            ..StartParams::default()
+        }
+    }
 }
 
 /// A terminal size; each member 1…65,535 (checked after decoding).

@@ -27,9 +27,6 @@ impl RpcError {
     pub fn invalid_params(message: impl Into<String>) -> Self {
         Self::new(codes::INVALID_PARAMS, message)
     }
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(codes::INTERNAL, message)
-    }
     pub fn method_not_found(method: &str) -> Self {
         Self::new(
             codes::METHOD_NOT_FOUND,

@@ -6,7 +6,7 @@
 //!
 //! Above `protocol/` and `sys/`, below every service: `process/`, `fs/`,
 //! `escalate/`, `tools/` and `http/` import this, never the exec-server mode
-//! (`server/`) that drains the queue to stdout.
+//! (`modes/exec_server/`) that drains the queue to stdout.
 
 pub mod error;
 pub mod outbound;

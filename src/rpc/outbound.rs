@@ -2,7 +2,7 @@
 //! message is queued whole ([`OutMsg`]: head, [`Body`], tail) and the queue is
 //! bounded, so a producer waits while it is full (back-pressure, not loss:
 //! docs/protocol.md "Transport"). Who drains it is not this module's business:
-//! the exec-server's stdout writer thread (`server/transport.rs`) in the binary,
+//! the exec-server's stdout writer thread (`modes/exec_server/transport.rs`) in the binary,
 //! a test's receiver elsewhere.
 
 use std::io;
@@ -56,6 +56,11 @@ pub struct OutMsg {
     pub data: Vec<u8>,
     pub body: Body,
     pub tail: &'static [u8],
+    /// Held, never read: dropping the message after its write releases the budget.
+    #[allow(
+        dead_code,
+        reason = "an RAII holder: released when the message is dropped"
+    )]
     pub permit: Option<OwnedSemaphorePermit>,
 }
 

@@ -44,50 +44,53 @@ const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 /// # Safety
 /// Async-signal-safe: only raw syscalls on stack data; for a forked child.
 pub unsafe fn drop_dangerous() -> Result<(), i32> {
-    let errno = || *libc::__errno_location();
-    for cap in DROPPED {
-        // EINVAL: the kernel does not know this capability; nothing to drop.
-        if libc::prctl(libc::PR_CAPBSET_DROP, *cap as libc::c_ulong, 0, 0, 0) < 0
-            && errno() != libc::EINVAL
-        {
-            // EPERM without CAP_SETPCAP: an unprivileged process has none of them.
-            if errno() != libc::EPERM {
-                return Err(errno());
+    // SAFETY: prctl/capget/capset on stack data only, in a forked child (this function's contract).
+    unsafe {
+        let errno = || *libc::__errno_location();
+        for cap in DROPPED {
+            // EINVAL: the kernel does not know this capability; nothing to drop.
+            if libc::prctl(libc::PR_CAPBSET_DROP, *cap as libc::c_ulong, 0, 0, 0) < 0
+                && errno() != libc::EINVAL
+            {
+                // EPERM without CAP_SETPCAP: an unprivileged process has none of them.
+                if errno() != libc::EPERM {
+                    return Err(errno());
+                }
             }
         }
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        let mut hdr = CapHeader {
+            version: LINUX_CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let mut data = [CapData {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        if libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        ) < 0
+        {
+            return Err(errno());
+        }
+        for cap in DROPPED {
+            let (i, bit) = ((*cap / 32) as usize, 1u32 << (*cap % 32));
+            data[i].effective &= !bit;
+            data[i].permitted &= !bit;
+            data[i].inheritable &= !bit;
+        }
+        if libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) < 0 {
+            return Err(errno());
+        }
+        Ok(())
     }
-    libc::prctl(
-        libc::PR_CAP_AMBIENT,
-        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-        0,
-        0,
-        0,
-    );
-    let mut hdr = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    if libc::syscall(
-        libc::SYS_capget,
-        &mut hdr as *mut CapHeader,
-        data.as_mut_ptr(),
-    ) < 0
-    {
-        return Err(errno());
-    }
-    for cap in DROPPED {
-        let (i, bit) = ((*cap / 32) as usize, 1u32 << (*cap % 32));
-        data[i].effective &= !bit;
-        data[i].permitted &= !bit;
-        data[i].inheritable &= !bit;
-    }
-    if libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) < 0 {
-        return Err(errno());
-    }
-    Ok(())
 }

@@ -17,8 +17,6 @@ pub const FULL_ABI: u32 = 6;
 /// A ruleset ready for `landlock_restrict_self`.
 pub struct Prepared {
     pub fd: OwnedFd,
-    /// `"full"` or `"partial"`.
-    pub level: &'static str,
 }
 
 fn abi_of(n: u32) -> ABI {
@@ -194,12 +192,5 @@ pub fn prepare(
     }
     let fd: Option<OwnedFd> = created.into();
     let fd = fd.ok_or_else(|| "Landlock is not available on this kernel (need Linux 5.13 or newer with landlock in the LSM list)".to_string())?;
-    Ok(Prepared {
-        fd,
-        level: if kernel_abi >= FULL_ABI {
-            "full"
-        } else {
-            "partial"
-        },
-    })
+    Ok(Prepared { fd })
 }

@@ -105,8 +105,28 @@ pub fn deny_placeholder() -> std::io::Result<PathBuf> {
 /// paths, with the number of live processes that use each.
 static PLACEHOLDERS: Mutex<Option<HashMap<PathBuf, usize>>> = Mutex::new(None);
 
+/// The placeholder directories one process holds; dropping this releases them
+/// (the process closed, or its start failed on the way).
+#[derive(Default)]
+pub struct Placeholders(Vec<PathBuf>);
+
+impl Placeholders {
+    /// Create (or share) an empty directory at the missing narrowing path `p`.
+    pub fn hold(&mut self, p: &Path) -> std::io::Result<()> {
+        hold_placeholder(p)?;
+        self.0.push(p.to_path_buf());
+        Ok(())
+    }
+}
+
+impl Drop for Placeholders {
+    fn drop(&mut self) {
+        release_placeholders(&self.0);
+    }
+}
+
 /// Create (or share) an empty directory at a missing narrowing path.
-pub fn hold_placeholder(p: &Path) -> std::io::Result<()> {
+fn hold_placeholder(p: &Path) -> std::io::Result<()> {
     let mut g = PLACEHOLDERS.lock().unwrap_or_else(|e| e.into_inner());
     let map = g.get_or_insert_with(HashMap::new);
     if let Some(n) = map.get_mut(p) {
@@ -126,7 +146,7 @@ pub fn hold_placeholder(p: &Path) -> std::io::Result<()> {
 
 /// A process that used placeholders closed: remove the ones nobody uses and that
 /// are still empty.
-pub fn release_placeholders(paths: &[PathBuf]) {
+fn release_placeholders(paths: &[PathBuf]) {
     let mut g = PLACEHOLDERS.lock().unwrap_or_else(|e| e.into_inner());
     let Some(map) = g.as_mut() else { return };
     for p in paths {
@@ -151,19 +171,24 @@ pub fn remove_all_placeholders() {
     let _ = std::fs::remove_dir_all(runtime_dir());
 }
 
+/// # Safety
+/// Async-signal-safe (raw syscalls only); for the forked child before exec.
 unsafe fn write_file(path: &std::ffi::CStr, data: &std::ffi::CStr) -> Result<(), i32> {
-    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-    if fd < 0 {
-        return Err(*libc::__errno_location());
+    // SAFETY: raw open/write/close on NUL-terminated paths the caller keeps alive; errno read right after the call it belongs to.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(*libc::__errno_location());
+        }
+        let bytes = data.to_bytes();
+        let n = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+        let e = *libc::__errno_location();
+        libc::close(fd);
+        if n != bytes.len() as isize {
+            return Err(e);
+        }
+        Ok(())
     }
-    let bytes = data.to_bytes();
-    let n = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
-    let e = *libc::__errno_location();
-    libc::close(fd);
-    if n != bytes.len() as isize {
-        return Err(e);
-    }
-    Ok(())
 }
 
 fn locked_flags(st: &libc::statvfs) -> libc::c_ulong {
@@ -184,104 +209,121 @@ fn locked_flags(st: &libc::statvfs) -> libc::c_ulong {
     m
 }
 
+/// # Safety
+/// Async-signal-safe (raw syscalls only); for the forked child, inside its own mount namespace.
 unsafe fn remount_ro(path: &std::ffi::CStr) -> Result<(), i32> {
-    let mut st: libc::statvfs = std::mem::zeroed();
-    let extra = if libc::statvfs(path.as_ptr(), &mut st) == 0 {
-        locked_flags(&st)
-    } else {
-        0
-    };
-    let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | extra;
-    if libc::mount(
-        std::ptr::null(),
-        path.as_ptr(),
-        std::ptr::null(),
-        flags,
-        std::ptr::null(),
-    ) < 0
-    {
-        return Err(*libc::__errno_location());
+    // SAFETY: statvfs writes into a zeroed local struct; mount gets NUL-terminated strings that outlive the call.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        let extra = if libc::statvfs(path.as_ptr(), &mut st) == 0 {
+            locked_flags(&st)
+        } else {
+            0
+        };
+        let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | extra;
+        if libc::mount(
+            std::ptr::null(),
+            path.as_ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        ) < 0
+        {
+            return Err(*libc::__errno_location());
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Bind the symbolic link at `path` onto itself with the new mount API: `mount(2)`
 /// follows a final link in both paths, `open_tree` with `AT_SYMLINK_NOFOLLOW` and
 /// `move_mount` without `MOVE_MOUNT_T_SYMLINKS` do not, so the mount sits on the
 /// link's own entry; lookups still follow it to the same target.
+///
+/// # Safety
+/// Async-signal-safe (raw syscalls only); for the forked child, inside its own mount namespace.
 unsafe fn pin_link(path: &std::ffi::CStr) -> Result<(), i32> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-    let flags = OPEN_TREE_CLONE
-        | libc::O_CLOEXEC as libc::c_uint
-        | libc::AT_SYMLINK_NOFOLLOW as libc::c_uint;
-    let fd = libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags);
-    if fd < 0 {
-        return Err(*libc::__errno_location());
+    // SAFETY: open_tree/move_mount get NUL-terminated paths that outlive the calls; the descriptor is ours and closed once.
+    unsafe {
+        const OPEN_TREE_CLONE: libc::c_uint = 1;
+        const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+        let flags = OPEN_TREE_CLONE
+            | libc::O_CLOEXEC as libc::c_uint
+            | libc::AT_SYMLINK_NOFOLLOW as libc::c_uint;
+        let fd = libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags);
+        if fd < 0 {
+            return Err(*libc::__errno_location());
+        }
+        let r = libc::syscall(
+            libc::SYS_move_mount,
+            fd as libc::c_int,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        );
+        let e = *libc::__errno_location();
+        libc::close(fd as libc::c_int);
+        if r < 0 {
+            return Err(e);
+        }
+        Ok(())
     }
-    let r = libc::syscall(
-        libc::SYS_move_mount,
-        fd as libc::c_int,
-        c"".as_ptr(),
-        libc::AT_FDCWD,
-        path.as_ptr(),
-        MOVE_MOUNT_F_EMPTY_PATH,
-    );
-    let e = *libc::__errno_location();
-    libc::close(fd as libc::c_int);
-    if r < 0 {
-        return Err(e);
-    }
-    Ok(())
 }
 
 /// Mount a private tmpfs on `/dev/shm` and add a rule granting `access` beneath it
 /// to the Landlock ruleset `ruleset` (not yet enforced).
+///
+/// # Safety
+/// Async-signal-safe (raw syscalls only); for the forked child, inside its own mount namespace; `ruleset`, when given, is a Landlock ruleset descriptor.
 unsafe fn private_shm(access: u64, ruleset: Option<RawFd>) -> Result<(), i32> {
-    #[repr(C, packed)]
-    struct PathBeneathAttr {
-        allowed_access: u64,
-        parent_fd: i32,
+    // SAFETY: mount/open get static NUL-terminated strings; landlock_add_rule reads a packed attribute struct on this stack frame; the descriptor is ours and closed once.
+    unsafe {
+        #[repr(C, packed)]
+        struct PathBeneathAttr {
+            allowed_access: u64,
+            parent_fd: i32,
+        }
+        const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
+        let shm = c"/dev/shm";
+        if libc::mount(
+            c"tmpfs".as_ptr(),
+            shm.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            c"mode=1777".as_ptr().cast(),
+        ) < 0
+        {
+            return Err(*libc::__errno_location());
+        }
+        let Some(ruleset) = ruleset else {
+            return Ok(());
+        };
+        let fd = libc::open(
+            shm.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return Err(*libc::__errno_location());
+        }
+        let attr = PathBeneathAttr {
+            allowed_access: access,
+            parent_fd: fd,
+        };
+        let r = libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset,
+            LANDLOCK_RULE_PATH_BENEATH,
+            &attr as *const PathBeneathAttr,
+            0u32,
+        );
+        let e = *libc::__errno_location();
+        libc::close(fd);
+        if r < 0 {
+            return Err(e);
+        }
+        Ok(())
     }
-    const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
-    let shm = c"/dev/shm";
-    if libc::mount(
-        c"tmpfs".as_ptr(),
-        shm.as_ptr(),
-        c"tmpfs".as_ptr(),
-        libc::MS_NOSUID | libc::MS_NODEV,
-        c"mode=1777".as_ptr().cast(),
-    ) < 0
-    {
-        return Err(*libc::__errno_location());
-    }
-    let Some(ruleset) = ruleset else {
-        return Ok(());
-    };
-    let fd = libc::open(
-        shm.as_ptr(),
-        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-    );
-    if fd < 0 {
-        return Err(*libc::__errno_location());
-    }
-    let attr = PathBeneathAttr {
-        allowed_access: access,
-        parent_fd: fd,
-    };
-    let r = libc::syscall(
-        libc::SYS_landlock_add_rule,
-        ruleset,
-        LANDLOCK_RULE_PATH_BENEATH,
-        &attr as *const PathBeneathAttr,
-        0u32,
-    );
-    let e = *libc::__errno_location();
-    libc::close(fd);
-    if r < 0 {
-        return Err(e);
-    }
-    Ok(())
 }
 
 /// In the child: enter the namespaces and make the mounts; `ruleset` is the
@@ -290,90 +332,94 @@ unsafe fn private_shm(access: u64, ruleset: Option<RawFd>) -> Result<(), i32> {
 /// # Safety
 /// Only for a freshly forked, single-threaded child.
 pub unsafe fn apply(plan: &MountPlan, ruleset: Option<RawFd>) -> Result<(), i32> {
-    let errno = || *libc::__errno_location();
-    if plan.userns {
-        if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) < 0 {
+    // SAFETY: the caller is a freshly forked, single-threaded child (this function's contract); every call below is a raw syscall on data this frame or `plan` keeps alive.
+    unsafe {
+        let errno = || *libc::__errno_location();
+        if plan.userns {
+            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) < 0 {
+                return Err(errno());
+            }
+            // The server is non-dumpable, and so is this child until it execs: its
+            // /proc/self files would belong to root and the maps could not be written.
+            libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+            write_file(c"/proc/self/setgroups", c"deny")?;
+            write_file(c"/proc/self/uid_map", &plan.uid_map)?;
+            write_file(c"/proc/self/gid_map", &plan.gid_map)?;
+        } else if libc::unshare(libc::CLONE_NEWNS) < 0 {
             return Err(errno());
         }
-        // The server is non-dumpable, and so is this child until it execs: its
-        // /proc/self files would belong to root and the maps could not be written.
-        libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
-        write_file(c"/proc/self/setgroups", c"deny")?;
-        write_file(c"/proc/self/uid_map", &plan.uid_map)?;
-        write_file(c"/proc/self/gid_map", &plan.gid_map)?;
-    } else if libc::unshare(libc::CLONE_NEWNS) < 0 {
-        return Err(errno());
-    }
-    let null = std::ptr::null();
-    if libc::mount(
-        null,
-        c"/".as_ptr(),
-        null,
-        libc::MS_REC | libc::MS_PRIVATE,
-        std::ptr::null(),
-    ) < 0
-    {
-        return Err(errno());
-    }
-    for op in &plan.ops {
-        match op {
-            MountOp::ReadOnly(p) => {
-                // A placeholder another server removed since we planned (its
-                // directory vanishing also detaches our bind): make it again (it
-                // stays behind, empty) rather than leave the name open.
-                let mut tries = 0;
-                loop {
-                    tries += 1;
-                    let r = if libc::mount(
+        let null = std::ptr::null();
+        if libc::mount(
+            null,
+            c"/".as_ptr(),
+            null,
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) < 0
+        {
+            return Err(errno());
+        }
+        for op in &plan.ops {
+            match op {
+                MountOp::ReadOnly(p) => {
+                    // A placeholder another server removed since we planned (its
+                    // directory vanishing also detaches our bind): make it again (it
+                    // stays behind, empty) rather than leave the name open.
+                    let mut tries = 0;
+                    loop {
+                        tries += 1;
+                        let r = if libc::mount(
+                            p.as_ptr(),
+                            p.as_ptr(),
+                            null,
+                            libc::MS_BIND | libc::MS_REC,
+                            std::ptr::null(),
+                        ) < 0
+                        {
+                            Err(errno())
+                        } else {
+                            remount_ro(p)
+                        };
+                        match r {
+                            Ok(()) => break,
+                            Err(libc::ENOENT) if tries < 4 => {
+                                libc::mkdir(p.as_ptr(), 0o777);
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                MountOp::DenyDir(p) => {
+                    let flags =
+                        libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+                    if libc::mount(
+                        c"tmpfs".as_ptr(),
                         p.as_ptr(),
-                        p.as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        flags,
+                        c"mode=000".as_ptr().cast(),
+                    ) < 0
+                    {
+                        return Err(errno());
+                    }
+                }
+                MountOp::DenyFile { path, placeholder } => {
+                    if libc::mount(
+                        placeholder.as_ptr(),
+                        path.as_ptr(),
                         null,
-                        libc::MS_BIND | libc::MS_REC,
+                        libc::MS_BIND,
                         std::ptr::null(),
                     ) < 0
                     {
-                        Err(errno())
-                    } else {
-                        remount_ro(p)
-                    };
-                    match r {
-                        Ok(()) => break,
-                        Err(libc::ENOENT) if tries < 4 => {
-                            libc::mkdir(p.as_ptr(), 0o777);
-                        }
-                        Err(e) => return Err(e),
+                        return Err(errno());
                     }
+                    remount_ro(path)?;
                 }
+                MountOp::PinLink(p) => pin_link(p)?,
+                MountOp::PrivateShm { access } => private_shm(*access, ruleset)?,
             }
-            MountOp::DenyDir(p) => {
-                let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-                if libc::mount(
-                    c"tmpfs".as_ptr(),
-                    p.as_ptr(),
-                    c"tmpfs".as_ptr(),
-                    flags,
-                    c"mode=000".as_ptr().cast(),
-                ) < 0
-                {
-                    return Err(errno());
-                }
-            }
-            MountOp::DenyFile { path, placeholder } => {
-                if libc::mount(
-                    placeholder.as_ptr(),
-                    path.as_ptr(),
-                    null,
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                ) < 0
-                {
-                    return Err(errno());
-                }
-                remount_ro(path)?;
-            }
-            MountOp::PinLink(p) => pin_link(p)?,
-            MountOp::PrivateShm { access } => private_shm(*access, ruleset)?,
         }
+        Ok(())
     }
-    Ok(())
 }

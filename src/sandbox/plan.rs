@@ -49,8 +49,8 @@ pub struct ProcessPlan {
     pub landlock: Option<Resolved>,
     pub network: Network,
     pub mount: Option<MountPlan>,
-    /// Placeholder directories this process holds (released when it closes).
-    pub placeholders: Vec<PathBuf>,
+    /// Placeholder directories this process holds (released when dropped).
+    pub placeholders: mount::Placeholders,
     pub report: Report,
 }
 
@@ -93,7 +93,7 @@ pub fn plan_process(
             landlock: None,
             network,
             mount: None,
-            placeholders: Vec::new(),
+            placeholders: mount::Placeholders::default(),
             report,
         }));
     };
@@ -135,7 +135,7 @@ pub fn plan_process(
     narrowing.sort();
     narrowing.dedup();
     let mut plan = MountPlan::new();
-    let mut placeholders = Vec::new();
+    let mut placeholders = mount::Placeholders::default();
     if !narrowing.is_empty() {
         if !host.mount_namespaces {
             if mode == Mode::Strict {
@@ -169,7 +169,6 @@ pub fn plan_process(
                         if p.exists() {
                             plan.read_only(p);
                         } else if mode == Mode::Strict {
-                            mount::release_placeholders(&placeholders);
                             return Err(format!(
                                 "cannot protect `{}` because it is a symbolic link to a missing path; set sandboxMode to \"best-effort\" to run anyway",
                                 p.display()
@@ -184,13 +183,11 @@ pub fn plan_process(
                     Ok(_) => plan.read_only(p),
                     Err(_) => {
                         if p.parent().is_some_and(Path::exists) {
-                            mount::hold_placeholder(p).map_err(|e| {
+                            placeholders.hold(p).map_err(|e| {
                                 format!("cannot protect missing path `{}`: {e}", p.display())
                             })?;
-                            placeholders.push(p.clone());
                             plan.read_only(p);
                         } else if mode == Mode::Strict {
-                            mount::release_placeholders(&placeholders);
                             return Err(format!(
                                 "cannot protect missing path `{}` because its parent does not exist; set sandboxMode to \"best-effort\" to run anyway",
                                 p.display()
@@ -227,6 +224,9 @@ pub fn plan_process(
     }))
 }
 
+/// At most this many existing paths may match one deny glob.
+pub const MAX_GLOB_MATCHES: usize = 1000;
+
 /// Existing matches of a deny glob, up to `depth` levels below its literal prefix.
 fn glob_matches(pattern: &str, depth: u32) -> Result<Vec<PathBuf>, String> {
     let literal: PathBuf = pattern
@@ -243,11 +243,11 @@ fn glob_matches(pattern: &str, depth: u32) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     let mut stack = vec![(base, 0u32)];
     while let Some((dir, d)) = stack.pop() {
-        if super::policy::glob_match(pattern, &dir) {
+        if super::glob::glob_match(pattern, &dir) {
             out.push(dir.clone());
-            if out.len() > 1000 {
+            if out.len() > MAX_GLOB_MATCHES {
                 return Err(format!(
-                    "glob pattern `{pattern}` matches more than 1000 paths"
+                    "glob pattern `{pattern}` matches more than {MAX_GLOB_MATCHES} paths"
                 ));
             }
         }
@@ -262,11 +262,11 @@ fn glob_matches(pattern: &str, depth: u32) -> Result<Vec<PathBuf>, String> {
             let p = e.path();
             if is_dir {
                 stack.push((p, d + 1));
-            } else if super::policy::glob_match(pattern, &p) {
+            } else if super::glob::glob_match(pattern, &p) {
                 out.push(p);
-                if out.len() > 1000 {
+                if out.len() > MAX_GLOB_MATCHES {
                     return Err(format!(
-                        "glob pattern `{pattern}` matches more than 1000 paths"
+                        "glob pattern `{pattern}` matches more than {MAX_GLOB_MATCHES} paths"
                     ));
                 }
             }

@@ -1,6 +1,10 @@
 //! The lifetime guard: nothing the server started outlives it, not even when the
 //! server itself is SIGKILLed (docs/protocol.md "Lifetime").
 //!
+//! Over 500 lines, on purpose: the guard is one forked process with two modes
+//! (cgroup v2 and process group) whose setup, protocol with the server and kill
+//! sweep must be read together to see that nothing escapes.
+//!
 //! A clean shutdown kills and reaps everything itself (`group::sweep_children`).
 //! A SIGKILL gives the server no chance, and `PR_SET_PDEATHSIG` reaches only
 //! direct children: a `setsid` daemon or a double fork reparents to init. So at

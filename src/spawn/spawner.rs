@@ -77,7 +77,8 @@ struct SpawnerInner {
 }
 
 /// Spawner threads: two forks can be under way at once (each thread is
-/// suspended while its vfork child runs up to its exec).
+/// suspended while its vfork child runs up to its exec). A host with one CPU
+/// gets one thread.
 const SPAWNER_THREADS: usize = 2;
 
 impl Spawner {
@@ -228,7 +229,8 @@ fn prepare_sandbox<'a>(
     }))
 }
 
-/// Fork and exec a managed process on the spawner thread: new pipes or a terminal.
+/// Fork and exec a child with new pipes or a terminal (managed processes, tool
+/// sessions, `codex-fs` helpers), on a spawner thread.
 fn spawn(mut spec: SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
     let stdio = make_stdio(&spec)?;
     let inherit = std::mem::take(&mut spec.inherit);
@@ -277,9 +279,10 @@ fn spawn_exact(mut spec: SpawnSpec, reaper: &Reaper) -> Result<SpawnedExact, Spa
 }
 
 thread_local! {
-    /// Stack for children started with [`clone_vfork`]; only the spawner thread
-    /// starts children, one at a time, and each is done with it when `clone`
-    /// returns (the child has exec'd or exited by then).
+    /// Stack for children started with [`clone_vfork`], one per spawner thread
+    /// (there are up to `SPAWNER_THREADS` of them, and only they start
+    /// children). Each thread starts its children one at a time, and a child is
+    /// done with the stack when `clone` returns (it has exec'd or exited by then).
     static CHILD_STACK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 256 * 1024]);
 }
 
@@ -297,25 +300,28 @@ thread_local! {
 /// `ctx` must describe a child setup that writes no memory the server uses, which
 /// `child_main` guarantees when there is no mount layer.
 unsafe fn clone_vfork(ctx: &ChildCtx<'_>, stack: &mut [u8]) -> libc::pid_t {
-    let mut all: libc::sigset_t = std::mem::zeroed();
-    let mut old: libc::sigset_t = std::mem::zeroed();
-    libc::sigfillset(&mut all);
-    libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-    // The stack grows down on every architecture Tether runs on; keep it aligned.
-    let top = (stack.as_mut_ptr().add(stack.len()) as usize & !15) as *mut libc::c_void;
-    let pid = libc::clone(
-        vfork_child,
-        top,
-        libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-        ctx as *const ChildCtx<'_> as *mut libc::c_void,
-    );
-    // The child shares this thread's errno; keep the clone's own error.
-    let e = *libc::__errno_location();
-    libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-    if pid < 0 {
-        *libc::__errno_location() = e;
+    // SAFETY: the caller upholds this function's contract for `ctx`; the signal sets are locals, `stack` is an exclusive buffer whose top we pass aligned, and the parent is suspended (CLONE_VFORK) until the child execs or exits.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        // The stack grows down on every architecture Tether runs on; keep it aligned.
+        let top = (stack.as_mut_ptr().add(stack.len()) as usize & !15) as *mut libc::c_void;
+        let pid = libc::clone(
+            vfork_child,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            ctx as *const ChildCtx<'_> as *mut libc::c_void,
+        );
+        // The child shares this thread's errno; keep the clone's own error.
+        let e = *libc::__errno_location();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        if pid < 0 {
+            *libc::__errno_location() = e;
+        }
+        pid
     }
-    pid
 }
 
 /// Fork and exec with `fds` (target number, source descriptor) placed in the
@@ -392,7 +398,7 @@ fn fork_exec(
             CHILD_STACK.with(|stack| {
                 let mut stack = stack.borrow_mut();
                 // SAFETY: without a mount layer `child_main` touches no memory the
-                // server uses; the spawner thread is suspended until the child execs.
+                // server uses; this spawner thread is suspended until the child execs.
                 unsafe { clone_vfork(&ctx, &mut stack) }
             })
         };

@@ -9,7 +9,7 @@ use crate::process::record::{Phase, Record};
 use crate::process::retention::Retention;
 use crate::process::ProcessError;
 use crate::protocol::bytes::ByteChunk;
-use crate::protocol::paths::{parse_path, to_uri, PathArg, PathError};
+use crate::protocol::paths::{parse_path, PathError};
 use crate::protocol::process::{EnvPolicy, Inherit, StartParams, TerminateParams, WriteParams};
 use crate::protocol::tools::{CallResult, ExecCommandArgs, TextContent, WriteStdinArgs};
 use crate::spawn::group;
@@ -58,9 +58,6 @@ impl ToolsService {
         env.extend(a.env.clone().unwrap_or_default());
         let flag = if a.login.unwrap_or(true) { "-lc" } else { "-c" };
         StartParams {
-            process_id,
-            argv: vec![self.shell.clone(), flag.into(), a.cmd.clone()],
-            cwd: PathArg(to_uri(cwd)),
             env,
             // The server's whole environment, nothing filtered out by default.
             env_policy: Some(EnvPolicy {
@@ -70,12 +67,7 @@ impl ToolsService {
             }),
             tty: a.tty.unwrap_or(false),
             pipe_stdin: Some(false),
-            arg0: None,
-            sandbox: None,
-            enforce_managed_network: None,
-            size: None,
-            sandbox_mode: None,
-            escalation: None,
+            ..StartParams::new(process_id, [self.shell.as_str(), flag, &a.cmd], cwd)
         }
     }
 

@@ -73,6 +73,7 @@ impl Sessions {
     }
 
     /// Running sessions, slots being started included.
+    #[cfg(test)]
     pub fn running(&self) -> usize {
         let t = self.lock();
         t.reserved + t.live.len()

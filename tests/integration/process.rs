@@ -1665,7 +1665,7 @@ fn terminate_does_not_kill_descendants_that_left_the_group() {
         marked_processes(&s.marker)
             .iter()
             .any(|p| p.cmdline == "sleep 307"),
-        "§13: during operation, escaped descendants are not killed by terminate"
+        "docs/protocol.md \"Lifetime\": during operation, escaped descendants are not killed by terminate"
     );
 }
 

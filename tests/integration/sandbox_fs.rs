@@ -847,3 +847,56 @@ fn shutdown_with_helpers_in_flight_exits_promptly() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A deny glob that matches a directory denies everything inside it too, as the
+/// mount layer does for processes (docs/protocol.md "Sandbox", "Resolving a
+/// policy"): `proj/sec*` covers `proj/secrets/s`, not only `proj/secrets`.
+#[test]
+fn deny_glob_matching_a_directory_covers_its_contents() {
+    let mut f = Fx::new("denyglobdir", false);
+    let mut sb = f.ww();
+    sb["permissions"]["file_system"]["entries"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"path": {"type": "glob_pattern", "pattern": format!("{}/sec*", f.proj.display())}, "access": "deny"}));
+    fs::create_dir_all(f.p("secrets/inner")).unwrap();
+    fs::write(f.p("secrets/s"), b"secret").unwrap();
+    fs::write(f.p("secrets/inner/t"), b"deeper").unwrap();
+    fs::write(f.p("src/sec-not-matched"), b"open").unwrap();
+    let before = snapshot(&f.base);
+    for (m, p) in [
+        ("fs/readFile", json!({"path": f.u("secrets/s")})),
+        ("fs/readFile", json!({"path": f.u("secrets/inner/t")})),
+        ("fs/getMetadata", json!({"path": f.u("secrets/inner")})),
+        ("fs/readDirectory", json!({"path": f.u("secrets/inner")})),
+        (
+            "fs/writeFile",
+            json!({"path": f.u("secrets/new"), "dataBase64": "eA=="}),
+        ),
+        (
+            "fs/writeFile",
+            json!({"path": f.u("secrets/s"), "dataBase64": "eA=="}),
+        ),
+        ("fs/createDirectory", json!({"path": f.u("secrets/d")})),
+        ("fs/remove", json!({"path": f.u("secrets/inner/t")})),
+        (
+            "fs/copy",
+            json!({"sourcePath": f.u("secrets/inner"), "destinationPath": f.u("src/stolen"), "recursive": true}),
+        ),
+    ] {
+        f.denied(m, p, &sb);
+    }
+    assert_eq!(snapshot(&f.base), before, "something changed");
+    let r = f.s.call(
+        "fs/readFile",
+        json!({"path": f.u("src/sec-not-matched"), "sandbox": sb}),
+    );
+    assert_eq!(unb64(&r["dataBase64"]), b"open");
+    let walk = json!({"maxDepth": 4, "maxDirectories": 100, "maxEntries": 1000, "followDirectorySymlinks": false});
+    let r = f.s.call(
+        "fs/walk",
+        json!({"path": uri(&f.proj), "options": walk, "sandbox": sb}),
+    );
+    let listed = r["entries"].to_string();
+    assert!(!listed.contains("secrets/"), "{r}");
+}

@@ -1002,6 +1002,7 @@ fn signal_before_the_first_line_exits_zero() {
         });
         assert!(waiting, "the server never waited for its first line");
         let t = Instant::now();
+        // SAFETY: kill has no memory effects.
         unsafe { libc::kill(pid, sig) };
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(0), "signal {sig}: {status:?}");

@@ -52,6 +52,7 @@ fn kept_flags(src: &Path) -> libc::c_ulong {
     let c = c(src);
     // SAFETY: zeroed plain data filled by the kernel; a valid C string.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs fills the local from a NUL-terminated path.
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return 0;
     }

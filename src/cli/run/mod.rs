@@ -19,7 +19,7 @@ pub use args::{RunArgs, SandboxArg};
 
 use crate::client::environments::{Environments, EnvironmentsError, Selected, Transport};
 use crate::client::{Client, ClientError, ConnectOptions, ProcessEvent, ServerCommand};
-use crate::protocol::paths::{parse_path, to_uri, PathArg};
+use crate::protocol::paths::{parse_path, to_uri};
 use crate::protocol::process::{EnvPolicy, Inherit, SignalName, StartParams, Stream};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -297,19 +297,13 @@ fn start_params(args: &RunArgs, server: &Server, server_cwd: Option<&str>) -> Re
     }
     env.extend(args.set.iter().cloned());
     Ok(StartParams {
-        process_id: ID.into(),
-        argv: args.command.clone(),
-        cwd: PathArg(to_uri(&cwd)),
         env,
         env_policy,
         tty: args.tty,
         pipe_stdin: Some(true),
-        arg0: None,
         sandbox: sandbox_context(args, &cwd)?,
-        enforce_managed_network: None,
         size: if args.tty { tty::window_size() } else { None },
-        sandbox_mode: None,
-        escalation: None,
+        ..StartParams::new(ID, args.command.iter().cloned(), &cwd)
     })
 }
 

@@ -13,6 +13,7 @@ pub fn is_tty(fd: BorrowedFd<'_>) -> bool {
 /// The window size of the first of stdin and stdout that is a terminal.
 pub fn window_size() -> Option<TermSize> {
     for fd in [libc::STDIN_FILENO, libc::STDOUT_FILENO] {
+        // SAFETY: `winsize` is plain integers; all zeroes is a valid value.
         let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
         // SAFETY: TIOCGWINSZ writes one `winsize` into `ws`, which we own.
         let r = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };

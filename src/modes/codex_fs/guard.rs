@@ -8,7 +8,6 @@
 use crate::fs::fdio;
 use crate::fs::{display, FsError};
 use crate::sandbox::policy::{Access, Resolved};
-use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -238,8 +237,4 @@ pub fn link_target(dir: &Path, target: &Path) -> PathBuf {
         dir.join(target)
     };
     crate::protocol::paths::normalize(joined.as_os_str().as_encoded_bytes())
-}
-
-pub fn name_of(p: &Path) -> &OsStr {
-    p.file_name().unwrap_or(OsStr::new(""))
 }

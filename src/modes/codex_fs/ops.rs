@@ -316,5 +316,5 @@ pub fn copy(g: &Guard, src: &Path, dst: &Path, recursive: bool) -> Result<(), Fs
     if !g.allows(&to_real, Access::Write) {
         return Err(denied());
     }
-    super::tree::copy_tree(g, from.as_fd(), &s.real, to.as_fd(), &to_real, 0)
+    super::tree::copy_tree(g, from.as_fd(), &s.real, to.as_fd(), &to_real)
 }

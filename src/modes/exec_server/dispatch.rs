@@ -275,7 +275,7 @@ impl Dispatcher {
     }
 
     /// Continue a connection whose first line, `initialize`, was answered before
-    /// the dispatcher started (see `server::early_handshake`).
+    /// the dispatcher started (see `super::early_handshake`).
     pub fn after_early_initialize(mut self, e: EarlyHandshake) -> Self {
         self.session_id = e.session_id;
         if e.initialized {

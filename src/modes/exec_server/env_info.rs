@@ -83,6 +83,7 @@ fn tmpdir() -> Option<PathBuf> {
 }
 
 /// Compute the whole object. Call before the runtime starts children.
+#[cfg(any(test, fuzzing))]
 pub fn compute() -> EnvironmentInfo {
     compute_with(NamespaceProbe::start())
 }

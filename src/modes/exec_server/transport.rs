@@ -165,7 +165,7 @@ pub fn spawn_reader<R: Read + Send + 'static>(
 }
 
 /// Raw bytes per block of a [`Base64File`]: a multiple of 3, so that every block
-/// but the last encodes without padding; its encoding is exactly 1 MiB.
+/// but the last encodes without padding; its encoding is exactly 256 KiB.
 const B64_BLOCK: usize = 3 << 16;
 
 /// Write `f`'s bytes as base64. `Err` if writing failed; `Ok(Err)` if reading did
