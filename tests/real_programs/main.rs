@@ -1,0 +1,22 @@
+//! The opt-in suite: tests that drive real programs downloaded from npm into
+//! the cache of `support::npm` (`~/.cache/tether`, or `$TETHER_CACHE`). Plain
+//! `cargo test` does not run it (`test = false` in Cargo.toml); run it with
+//!
+//! ```sh
+//! cargo test --test real_programs
+//! ```
+//!
+//! The first run installs the programs with `npm install` (network to the npm
+//! registry needed; about 500 MB on disk). When they cannot be had the tests skip:
+//! listed on stderr when the binary exits, and a failure with `CI=true`.
+//!
+//! Contents, one line per module:
+//!
+//! - `codex`: the real Codex CLI 0.169.0 drives Tether through environments.toml
+//! - `escalation`: the patched bash and the reference wrapper with Tether's wrapper and server
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod codex;
+mod escalation;
