@@ -24,6 +24,7 @@ macro_rules! server_only {
 
 server_only! {
     mod cli;
+    mod envconfig;
     mod errors;
     mod escalate;
     mod fs;

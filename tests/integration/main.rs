@@ -25,7 +25,9 @@
 //! - `sandbox_fs`: the escape suite for sandboxed filesystem requests, also as `nobody`
 //! - `sandbox_proc`: the process sandbox attacked rule by rule
 //! - `escalation`: the built `execve-wrapper` against a fake server; escapes without real bash
-//! - `services`: unified-exec tools and `http/request` against a local HTTP server
+//! - `services`: unified-exec tools and `http/request` (with `valueEnvVar` headers) against a local HTTP server
+//! - `environment_config`: `environmentConfig/read`: config layers, trust, projection, exact bytes, errors
+//! - `contract`: integer server-request ids (`process/approveExec`), the sandbox's `policyContext`
 //! - `client`: `tether::client`, `tether run`, environments.toml, `ChildGuard`, a tty, sshd
 //! - `hostile`: the hostile-input matrix (long variants `#[ignore]`d: `just soak`)
 //! - `load`: many processes, terminals and pipelined requests at once (long variants ignored)
@@ -37,6 +39,8 @@ mod support;
 
 mod cli;
 mod client;
+mod contract;
+mod environment_config;
 mod escalation;
 mod faults;
 mod fs;

@@ -103,6 +103,8 @@ pub fn compute_with(probe: NamespaceProbe) -> EnvironmentInfo {
         temp_dir: Some(to_uri(tmp.as_deref().unwrap_or(Path::new("/tmp")))),
         capabilities: Capabilities {
             fs_watch_missing: true,
+            environment_config_read: true,
+            http_header_env_vars: true,
             ..Capabilities::default()
         },
         tether: Some(TetherInfo {
