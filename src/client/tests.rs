@@ -86,16 +86,12 @@ async fn server_requests_go_to_the_handler_and_its_answer_goes_back() {
     });
     let (_client, mut peer) = pair(&opts);
     let peer = tokio::task::spawn_blocking(move || {
-        peer.send(
-            json!({"id": 1, "method": "process/approveExec", "params": {
+        peer.send(json!({"id": 1, "method": "process/approveExec", "params": {
             "processId": "sh", "file": "file:///usr/bin/git", "argv": ["git", "push"],
-            "workdir": "file:///tmp"}}),
-        );
+            "workdir": "file:///tmp"}}));
         let a = peer.line();
-        peer.send(
-            json!({"id": 2, "method": "process/approveExec", "params": {
-            "processId": "sh", "file": "file:///bin/rm", "argv": ["rm"], "workdir": "file:///"}}),
-        );
+        peer.send(json!({"id": 2, "method": "process/approveExec", "params": {
+            "processId": "sh", "file": "file:///bin/rm", "argv": ["rm"], "workdir": "file:///"}}));
         let b = peer.line();
         (a, b)
     });
@@ -105,7 +101,7 @@ async fn server_requests_go_to_the_handler_and_its_answer_goes_back() {
 }
 
 /// Server requests have their own integer id space (docs/protocol.md
-/// "process/approveExec"): a server request whose id equals that of a call in
+/// "What the server writes"): a server request whose id equals that of a call in
 /// flight is told apart by its `method`, and the call still gets its answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_request_id_equal_to_a_call_id_is_another_id_space() {
@@ -120,8 +116,10 @@ async fn a_server_request_id_equal_to_a_call_id_is_another_id_space() {
         let call = peer.line();
         let id = call["id"].clone();
         assert!(id.is_i64(), "{call}");
-        peer.send(json!({"id": id, "method": "process/approveExec", "params": {
-            "processId": "sh", "file": "file:///bin/x", "argv": ["x"], "workdir": "file:///"}}));
+        peer.send(
+            json!({"id": id, "method": "process/approveExec", "params": {
+            "processId": "sh", "file": "file:///bin/x", "argv": ["x"], "workdir": "file:///"}}),
+        );
         let answer = peer.line();
         peer.send(json!({"id": id, "result": {"status": "ready"}}));
         (id, answer)

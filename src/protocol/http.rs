@@ -95,11 +95,12 @@ mod tests {
 
     #[test]
     fn request_header_value_env_var_is_optional() {
-        let p: RequestParams = serde_json::from_value(json!({"method": "GET", "url": "u", "requestId": "r",
+        let p: RequestParams =
+            serde_json::from_value(json!({"method": "GET", "url": "u", "requestId": "r",
             "headers": [{"name": "a", "value": "b"},
                         {"name": "authorization", "value": "Bearer ", "valueEnvVar": "TOK"},
                         {"name": "c", "value": "", "valueEnvVar": null}]}))
-        .unwrap();
+            .unwrap();
         let h = p.headers.unwrap();
         assert_eq!(h[0].value_env_var, None);
         assert_eq!(h[1].value_env_var.as_deref(), Some("TOK"));

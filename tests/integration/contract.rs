@@ -1,12 +1,12 @@
 //! Two contract points the Codex client 0.171 depends on, through the binary:
 //!
 //! - server→client requests carry integer ids 1, 2, 3, … in their own id space
-//!   (docs/protocol.md "process/approveExec"): the client refuses `"s-1"`.
+//!   (docs/protocol.md "What the server writes"): the client refuses `"s-1"`.
 //!   The request is made by a shell that calls `$EXEC_WRAPPER` itself, as a
 //!   patched bash would, so no downloaded program is needed.
 //! - the fs `sandbox` object's `policyContext {cwd, workspaceRoots}` stands in
 //!   for the top-level members when they are absent (docs/protocol.md
-//!   "Sandbox"): 0.171 sends only it for some requests.
+//!   "The `sandbox` object"): 0.171 sends only it for some requests.
 
 use crate::support::escalation::next_approval;
 use crate::support::fs::{uri, FsServer};

@@ -130,7 +130,11 @@ fn the_documented_example_byte_for_byte() {
     let mut s = t.server();
     let r = s.request(
         METHOD,
-        params(&t.p("proj/sub"), json!([["mcp_servers"]]), json!([["mcp_servers"]])),
+        params(
+            &t.p("proj/sub"),
+            json!([["mcp_servers"]]),
+            json!([["mcp_servers"]]),
+        ),
     );
     let id = &r["id"];
     let head = format!(
@@ -243,7 +247,10 @@ fn project_root_bounds_and_missing_cwd() {
         ),
         None,
     );
-    let r = s.call(METHOD, params(&t.p("proj/sub"), json!([["model"]]), json!([])));
+    let r = s.call(
+        METHOD,
+        params(&t.p("proj/sub"), json!([["model"]]), json!([])),
+    );
     assert_eq!(
         sources(&r["config"]),
         vec![format!("project ({})", t.s("proj/sub/.codex/config.toml"))]
@@ -264,7 +271,10 @@ fn project_root_bounds_and_missing_cwd() {
             t.s("proj")
         ),
     );
-    let r = s.call(METHOD, params(&t.p("proj/sub"), json!([["model"]]), json!([])));
+    let r = s.call(
+        METHOD,
+        params(&t.p("proj/sub"), json!([["model"]]), json!([])),
+    );
     assert_eq!(
         sources(&r["config"]),
         vec![
@@ -280,7 +290,10 @@ fn project_root_bounds_and_missing_cwd() {
 fn system_layers_requirements_and_legacy_managed_config() {
     let t = Tree::new("ecr-system");
     t.user_config("[mcp_servers.u]\nurl = \"https://u.example/mcp\"\n", None);
-    t.write("etc/config.toml", "[mcp_servers.sys1]\nurl = \"https://s.example/mcp\"\n");
+    t.write(
+        "etc/config.toml",
+        "[mcp_servers.sys1]\nurl = \"https://s.example/mcp\"\n",
+    );
     t.write(
         "etc/requirements.toml",
         "[mcp_servers.req1]\nidentity = { url = \"https://r.example/mcp\" }\nallowed_sandbox_modes = [\"read-only\"]\n",
@@ -293,7 +306,11 @@ fn system_layers_requirements_and_legacy_managed_config() {
     let etc = uri(&t.p("etc"));
     let r = s.call(
         METHOD,
-        params(&t.p("proj"), json!([["mcp_servers"]]), json!([["mcp_servers"]])),
+        params(
+            &t.p("proj"),
+            json!([["mcp_servers"]]),
+            json!([["mcp_servers"]]),
+        ),
     );
     assert_eq!(
         layers(&r["config"]),
@@ -309,7 +326,10 @@ fn system_layers_requirements_and_legacy_managed_config() {
                 "[mcp_servers.u]\nurl = \"https://u.example/mcp\"\n".into()
             ),
             (
-                format!("legacy managed_config.toml ({})", t.s("etc/managed_config.toml")),
+                format!(
+                    "legacy managed_config.toml ({})",
+                    t.s("etc/managed_config.toml")
+                ),
                 etc.clone(),
                 "[mcp_servers.man1]\nurl = \"https://m.example/mcp\"\n".into()
             ),
@@ -339,7 +359,10 @@ fn system_layers_requirements_and_legacy_managed_config() {
     assert_eq!(
         layers(&r["config"]),
         vec![(
-            format!("legacy managed_config.toml ({})", t.s("etc/managed_config.toml")),
+            format!(
+                "legacy managed_config.toml ({})",
+                t.s("etc/managed_config.toml")
+            ),
             etc.clone(),
             "approval_policy = \"never\"\nsandbox_mode = \"workspace-write\"\n".into()
         )]
@@ -359,21 +382,35 @@ fn system_layers_requirements_and_legacy_managed_config() {
     fs::remove_file(t.p("etc/requirements.toml")).unwrap();
     let r = s.call(
         METHOD,
-        params(&t.p("proj"), json!([["x"]]), json!([["allowed_sandbox_modes"]])),
+        params(
+            &t.p("proj"),
+            json!([["x"]]),
+            json!([["allowed_sandbox_modes"]]),
+        ),
     );
-    assert_eq!(sources(&r["requirements"]), vec![t.s("etc/managed_config.toml")]);
+    assert_eq!(
+        sources(&r["requirements"]),
+        vec![t.s("etc/managed_config.toml")]
+    );
     assert_eq!(r["requirements"]["cloudInsertionIndex"], 0);
     // The system layer kept alone: config index 1 (it comes before the cloud).
     let r = s.call(
         METHOD,
-        params(&t.p("proj"), json!([["mcp_servers", "sys1"]]), json!([["x"]])),
+        params(
+            &t.p("proj"),
+            json!([["mcp_servers", "sys1"]]),
+            json!([["x"]]),
+        ),
     );
     assert_eq!(
         sources(&r["config"]),
         vec![
             format!("system ({})", t.s("etc/config.toml")),
             format!("user ({})", t.s("codex/config.toml")),
-            format!("legacy managed_config.toml ({})", t.s("etc/managed_config.toml")),
+            format!(
+                "legacy managed_config.toml ({})",
+                t.s("etc/managed_config.toml")
+            ),
         ]
     );
     assert_eq!(r["config"]["cloudInsertionIndex"], 1);
@@ -425,9 +462,18 @@ fn errors_have_the_documented_texts() {
     let mut s = t.server();
     let cwd = uri(&t.p("proj"));
     let cases = [
-        (json!({"configPaths": [["a"]], "requirementsPaths": []}), "missing field `cwd`"),
-        (json!({"cwd": cwd, "requirementsPaths": []}), "missing field `configPaths`"),
-        (json!({"cwd": cwd, "configPaths": [["a"]]}), "missing field `requirementsPaths`"),
+        (
+            json!({"configPaths": [["a"]], "requirementsPaths": []}),
+            "missing field `cwd`",
+        ),
+        (
+            json!({"cwd": cwd, "requirementsPaths": []}),
+            "missing field `configPaths`",
+        ),
+        (
+            json!({"cwd": cwd, "configPaths": [["a"]]}),
+            "missing field `requirementsPaths`",
+        ),
         (
             json!({"cwd": cwd, "configPaths": [], "requirementsPaths": []}),
             "at least one config or requirements path is required",
@@ -557,7 +603,7 @@ fn the_system_directory_is_etc_codex() {
     fs::write(fake.join("codex/requirements.toml"), "x = 1\n").unwrap();
     let ns = match Ns::new() {
         Ok(ns) => ns,
-        Err(why) => return skip(&format!("no mount namespace: {why}")),
+        Err(why) => return skip(format!("no mount namespace: {why}")),
     };
     let setup = ns
         .bind(Path::new("/etc"), &real, false)
@@ -571,7 +617,10 @@ fn the_system_directory_is_etc_codex() {
         .pre_exec(setup)
         .spawn();
     s.initialize();
-    let r = s.call(METHOD, params(&t.p("proj"), json!([["model"]]), json!([["x"]])));
+    let r = s.call(
+        METHOD,
+        params(&t.p("proj"), json!([["model"]]), json!([["x"]])),
+    );
     assert_eq!(
         layers(&r["config"]),
         vec![(

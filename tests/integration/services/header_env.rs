@@ -102,7 +102,9 @@ fn denylisted_unset_and_empty_variables_are_refused() {
     ] {
         refused(
             var,
-            &format!("http/request header authorization cannot use executor environment variable {var}"),
+            &format!(
+                "http/request header authorization cannot use executor environment variable {var}"
+            ),
         );
     }
     // The bit is advertised.
