@@ -4,14 +4,20 @@
 fmt:
     cargo fmt --all
 
-# Lint: formatting and clippy, warnings are errors
+# Lint: formatting and clippy, warnings are errors (the opt-in test binary too)
 lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
+    cargo clippy --test real_programs -- -D warnings
 
-# Unit and integration tests (the integration tests drive the built binary)
+# Unit tests and the integration suite (tests/integration: drives the built binary)
 test:
     cargo test
+
+# The opt-in suite: the real Codex CLI and the patched bash, installed from npm
+# into ~/.cache/tether on first use (tests/real_programs)
+test-real:
+    cargo test --test real_programs
 
 # Build the release binary the bin/ launchers use
 release:
@@ -19,7 +25,7 @@ release:
 
 # The long hostile-input, load and fault variants (minutes; one at a time)
 soak:
-    cargo test --test hostile --test load --test faults -- --ignored --test-threads=1
+    cargo test --test integration -- --ignored --test-threads=1 hostile:: load:: faults::
 
 # Fuzz one target (decode_line, dispatch, paths, sandbox_policy, environments) for
 # SECONDS; needs `cargo install cargo-fuzz`. Seeds: fixtures/fuzz/TARGET

@@ -16,7 +16,10 @@ fn stalled_reader(total: usize, stall: Duration) {
     let mut s = Server::ready();
     let script = format!("yes 0123456789abcdef | head -c {total}");
     s.start_ok("flood", &["/bin/sh", "-c", &script], json!({}));
-    thread::sleep(Duration::from_millis(200));
+    // The flood has started (its first output stays buffered for the count below).
+    s.wait_buffered("output of flood", TIMEOUT, |v| {
+        v["method"] == "process/output" && v["params"]["processId"] == "flood"
+    });
     s.pause_reading(true);
     let t0 = Instant::now();
     let mut peak = 0;

@@ -118,7 +118,8 @@ fn shutdown_on_stdin_eof() {
         "process/read",
         Some(json!({"processId": "direct", "afterSeq": 0, "waitMs": 20000})),
     );
-    thread::sleep(Duration::from_millis(100));
+    // quiesce's request is answered only after the server has read (and
+    // dispatched) the long poll sent before it.
     quiesce(&mut s);
     let t0 = Instant::now();
     s.close_stdin();
@@ -191,9 +192,22 @@ fn shutdown_with_busy_writers() {
     for i in 0..4 {
         s.start_ok(&format!("yes{i}"), &["yes"], json!({}));
     }
-    thread::sleep(Duration::from_millis(300));
+    // Every child is flooding: output from each has arrived.
+    for i in 0..4 {
+        let id = format!("yes{i}");
+        s.wait_buffered(&format!("output of {id}"), TIMEOUT, |v| {
+            v["method"] == "process/output" && v["params"]["processId"] == id.as_str()
+        });
+    }
+    // Stop reading, and wait until the server's stdout pipe is full (within a
+    // sixteenth: partly filled pages), so that its writer is blocked when the
+    // shutdown comes.
     s.pause_reading(true);
-    thread::sleep(Duration::from_millis(500));
+    let full = wait_until(TIMEOUT, || {
+        let (unread, size) = s.stdout_pipe_fill();
+        unread + size / 16 >= size
+    });
+    assert!(full, "stdout pipe never filled: {:?}", s.stdout_pipe_fill());
     let t0 = Instant::now();
     s.close_stdin();
     s.signal(libc::SIGTERM);

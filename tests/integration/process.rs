@@ -95,7 +95,12 @@ fn signal_goes_to_the_process_group() {
     let mut s = Server::ready();
     // The shell waits for a background child; both are in the group.
     s.start_ok("grp", &sh("sleep 60 & wait; echo after"), json!({}));
-    thread::sleep(Duration::from_millis(200));
+    assert!(
+        wait_until(TIMEOUT, || marked_processes(&s.marker)
+            .iter()
+            .any(|p| p.cmdline == "sleep 60")),
+        "the background child never started"
+    );
     s.call(
         "process/signal",
         json!({"processId": "grp", "signal": "kill"}),
@@ -197,7 +202,10 @@ fn second_terminate_during_grace_kills_at_once() {
         "process/terminate",
         Some(json!({"processId": "g2", "graceMs": 30000})),
     );
-    thread::sleep(Duration::from_millis(200));
+    // The first terminate has been served (SIGTERM sent, the grace running)
+    // when its answer arrives.
+    let r1 = s.wait_response(&json!(first));
+    assert_eq!(r1["result"], json!({"running": true}));
     let second = s.send_request("process/terminate", Some(json!({"processId": "g2"})));
     let events = s.collect_until_closed("g2");
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
@@ -206,8 +214,6 @@ fn second_terminate_during_grace_kills_at_once() {
         .find(|e| e["method"] == "process/exited")
         .unwrap();
     assert_eq!(exited["params"]["exitCode"], json!(137));
-    let r1 = s.wait_response(&json!(first));
-    assert_eq!(r1["result"], json!({"running": true}));
     let r2 = s.wait_response(&json!(second));
     assert!(r2["result"]["running"].is_boolean(), "{r2}");
 }

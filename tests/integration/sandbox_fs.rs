@@ -826,8 +826,14 @@ fn shutdown_with_helpers_in_flight_exits_promptly() {
             json!({"path": f.u(&format!("big{i}")), "dataBase64": big, "sandbox": ww}),
         );
     }
-    std::thread::sleep(Duration::from_millis(20));
+    // The shutdown comes while helpers run: wait until one does.
     let pid = f.s.pid() as i32;
+    let helper_running = wait_until(TIMEOUT, || {
+        children(pid)
+            .into_iter()
+            .any(|c| proc_info(c).is_some_and(|p| p.cmdline.starts_with("codex-fs")))
+    });
+    assert!(helper_running, "no codex-fs helper ever ran");
     // SAFETY: signalling the server we started.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let start = std::time::Instant::now();

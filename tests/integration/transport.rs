@@ -994,10 +994,16 @@ fn signal_before_the_first_line_exits_zero() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        thread::sleep(Duration::from_millis(100));
+        // Started: the signal is caught, and the main thread sleeps (in the
+        // read of the first line).
+        let pid = child.id() as i32;
+        let waiting = wait_until(TIMEOUT, || {
+            catches_signal(pid, sig) && proc_info(pid).is_some_and(|p| p.state == 'S')
+        });
+        assert!(waiting, "the server never waited for its first line");
         let t = Instant::now();
         // SAFETY: kill has no memory effects.
-        unsafe { libc::kill(child.id() as i32, sig) };
+        unsafe { libc::kill(pid, sig) };
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(0), "signal {sig}: {status:?}");
         assert!(t.elapsed() < Duration::from_secs(1), "signal {sig}");

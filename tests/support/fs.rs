@@ -4,8 +4,8 @@
 //! [`Msg`] with their position in the output stream), and the filesystem
 //! fixtures (scratch directories, `file://` URIs, OS error texts, member order).
 //!
-//! An `FsServer` marks the server itself (its `codex-fs` helpers inherit the
-//! marker, so the orphan check covers them), fails on any line that is not
+//! An `FsServer` marks the server itself (so the orphan check covers whatever
+//! inherits its environment), fails on any line that is not
 //! complete UTF-8 JSON, and is ended by end of stdin alone (no SIGTERM): every
 //! filesystem test also checks that the server shuts down cleanly at EOF.
 
@@ -20,9 +20,11 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 pub use super::fixtures::b64;
+pub use super::procs::{children, proc_info};
 pub use super::server::TIMEOUT;
 use super::server::{Line, Server, Setup, Shutdown};
 pub use super::skip::skip;
+pub use super::wait::wait_until;
 
 pub const NOBODY: u32 = 65534;
 

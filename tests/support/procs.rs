@@ -118,3 +118,34 @@ pub fn pid_alive(pid: u32) -> bool {
     let exists = unsafe { libc::kill(pid as i32, 0) == 0 };
     exists && !is_zombie(pid)
 }
+
+/// Whether `pid` has a handler installed for `sig` (its `SigCgt` mask in
+/// /proc/PID/status).
+pub fn catches_signal(pid: i32, sig: i32) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1u64 << (sig - 1)) != 0)
+}
+
+/// The children of `pid` (of all its threads).
+pub fn children(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let Ok(list) = fs::read_to_string(t.path().join("children")) else {
+            continue;
+        };
+        out.extend(
+            list.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
+    }
+    out
+}

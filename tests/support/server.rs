@@ -294,6 +294,7 @@ impl Builder {
             .unwrap_or_else(|e| panic!("spawn {:?}: {e}", self.program));
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("stdout");
+        let stdout_fd = std::os::fd::AsRawFd::as_raw_fd(&stdout);
         let (tx, rx) = mpsc::channel();
         let paused = Arc::new(AtomicBool::new(false));
         let paused_r = paused.clone();
@@ -356,6 +357,7 @@ impl Builder {
             last_raw: None,
             shutdown: self.shutdown,
             strict: self.strict,
+            stdout_fd,
         }
     }
 }
@@ -378,6 +380,8 @@ pub struct Server {
     pub last_raw: Option<String>,
     shutdown: Shutdown,
     strict: bool,
+    /// The read end of the server's stdout (owned by the reader thread).
+    stdout_fd: std::os::fd::RawFd,
 }
 
 impl Server {
@@ -664,6 +668,56 @@ impl Server {
         }
         self.pending = rest;
         taken
+    }
+
+    /// Waits until a line matching `pred` has arrived, leaving it (and
+    /// everything before it) buffered for the reads that follow. Panics on
+    /// timeout.
+    pub fn wait_buffered(&mut self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) {
+        if self.pending.iter().any(|l| pred(&l.value)) {
+            return;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.recv_channel(deadline) {
+                Some(l) => {
+                    let hit = pred(&l.value);
+                    self.pending.push_back(l);
+                    if hit {
+                        return;
+                    }
+                }
+                None => panic!(
+                    "timed out after {timeout:?} waiting for {what} (eof={}); buffered: {}\n{}",
+                    self.eof,
+                    self.pending_summary(),
+                    self.stderr_tail()
+                ),
+            }
+        }
+    }
+
+    /// `(unread, capacity)` of the server's stdout pipe: bytes written but not
+    /// yet taken by the reader thread, and the pipe's size (the server enlarges
+    /// it). With reading paused, `unread` near `capacity` means the server's
+    /// writes block.
+    pub fn stdout_pipe_fill(&self) -> (usize, usize) {
+        let mut unread: libc::c_int = 0;
+        // SAFETY: FIONREAD and F_GETPIPE_SZ on the pipe's read end, which the
+        // reader thread keeps open while the server runs; FIONREAD writes one
+        // c_int into `unread`.
+        let (rc, size) = unsafe {
+            (
+                libc::ioctl(self.stdout_fd, libc::FIONREAD, &mut unread),
+                libc::fcntl(self.stdout_fd, libc::F_GETPIPE_SZ),
+            )
+        };
+        assert!(
+            rc == 0 && size > 0,
+            "stdout pipe: {}",
+            std::io::Error::last_os_error()
+        );
+        (unread as usize, size as usize)
     }
 
     /// Whether the server's stdout has ended (lines may still be buffered).
