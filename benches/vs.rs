@@ -76,6 +76,8 @@ struct Plan {
     status_rounds: usize,
     sandbox_runs: usize,
     sandbox_rounds: usize,
+    snapshot_runs: usize,
+    snapshot_rounds: usize,
     chunk_total: u64,
     chunk_sizes: Vec<usize>,
 }
@@ -100,6 +102,8 @@ impl Plan {
                 status_rounds: 2,
                 sandbox_runs: 20,
                 sandbox_rounds: 2,
+                snapshot_runs: 10,
+                snapshot_rounds: 2,
                 chunk_total: 8 * MIB,
                 chunk_sizes: vec![512, 4096, 32768, 262144],
             }
@@ -119,6 +123,8 @@ impl Plan {
                 status_rounds: 5,
                 sandbox_runs: 100,
                 sandbox_rounds: 4,
+                snapshot_runs: 50,
+                snapshot_rounds: 4,
                 chunk_total: 64 * MIB,
                 chunk_sizes: vec![512, 2048, 8192, 32768, 131072, 524288],
             }
@@ -172,6 +178,28 @@ fn true_runs(argv: &[String], runs: usize) -> Res<Vec<f64>> {
         out.push(ms(t.elapsed()));
     }
     Ok(out)
+}
+
+/// What the Codex client's `exec_command` of `echo hi` sends with shell snapshots
+/// on (`bash -lc` + `shellSnapshot`), start → closed, under a `HOME` whose
+/// `.profile` sleeps 300 ms: the first call (it captures the snapshot) and the
+/// median of `runs` later calls (ms). A fresh server each time: nothing cached.
+fn snapshot_calls(argv: &[String], home: &Path, runs: usize) -> Res<Vec<f64>> {
+    let mut s = ready(argv)?;
+    let mut out = Vec::with_capacity(runs + 1);
+    let home = serde_json::to_string(&home.to_string_lossy()).unwrap();
+    for i in 0..=runs {
+        let id = format!("sn{i}");
+        let params = format!(
+            r#"{{"processId":"{id}","argv":["/bin/bash","-lc","echo hi"],"cwd":"file:///tmp","env":{{"PATH":"/usr/local/bin:/usr/bin:/bin","HOME":{home}}},"tty":false,"pipeStdin":false,"arg0":null,"sandbox":null,"shellSnapshot":{{"scopeId":"bench:x","shell":{{"name":"bash","path":"/bin/bash"}}}}}}"#
+        );
+        let t = Instant::now();
+        let rid = s.request("process/start", &params)?;
+        s.wait(rid)?;
+        s.wait_closed(&id)?;
+        out.push(ms(t.elapsed()));
+    }
+    Ok(vec![out[0], median_of(&out[1..])])
 }
 
 struct StreamRun {
@@ -718,6 +746,29 @@ fn main() {
             sandboxed(a, &ws, true, runs).map(|v| vec![median_of(&v)])
         });
     }
+    if want("snapshot") {
+        eprintln!("shell snapshots ...");
+        let home = dir.join("snaphome");
+        std::fs::create_dir_all(&home).expect("create the snapshot home");
+        std::fs::write(home.join(".profile"), "sleep 0.3\n").expect("write .profile");
+        let first = b.fig(
+            "snapshot_first",
+            "exec_command `echo hi`, bash -lc + shellSnapshot, profile sleeps 300 ms: first call"
+                .into(),
+            "ms",
+            Better::Lower,
+        );
+        let later = b.fig(
+            "snapshot_later",
+            "the same: later calls (median)".into(),
+            "ms",
+            Better::Lower,
+        );
+        let runs = plan.snapshot_runs;
+        b.rounds(plan.snapshot_rounds, &[first, later], |a| {
+            snapshot_calls(a, &home, runs)
+        });
+    }
     let mut chart = None;
     if want("chunks") {
         eprintln!("chunk sizes ...");
@@ -865,6 +916,12 @@ fn targets(figs: &[Figure], have_baseline: bool) -> Vec<(String, String)> {
     abs(
         "sandboxed fs/writeFile ≤ 5 ms".into(),
         "sandbox_write",
+        0,
+        5.0,
+    );
+    abs(
+        "shell snapshot: later exec_command calls ≤ 5 ms".into(),
+        "snapshot_later",
         0,
         5.0,
     );

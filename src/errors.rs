@@ -87,7 +87,6 @@ impl From<FsError> for RpcError {
             | FsError::BlockLength
             | FsError::NotForReading(_)
             | FsError::NotForWriting(_)
-            | FsError::SandboxedOpen
             | FsError::TooManyWatches
             | FsError::TooManyWatchPaths
             | FsError::SandboxContext(_)

@@ -50,16 +50,26 @@ impl Handles {
         Ok(())
     }
 
+    /// Whether `id` can name a new handle now (its length, not in use, a free slot).
+    pub fn check_new(&self, id: &str) -> Result<(), FsError> {
+        Self::check_id(id)?;
+        self.check_room(id)
+    }
+
     pub async fn open(&self, id: String, path: PathBuf, mode: OpenMode) -> Result<(), FsError> {
-        Self::check_id(&id)?;
-        self.check_room(&id)?;
+        self.check_new(&id)?;
         let file = blocking(move || match mode {
             OpenMode::Read => ops::open_read(&path),
             OpenMode::Replace => ops::open_replace(&path),
         })
         .await?;
-        // Checked again: a concurrent open may have taken the id or the last slot.
-        self.check_room(&id)?;
+        self.insert(id, file, mode)
+    }
+
+    /// Keep an opened `file` as handle `id` (checked again: a concurrent open may
+    /// have taken the id or the last slot).
+    pub fn insert(&self, id: String, file: File, mode: OpenMode) -> Result<(), FsError> {
+        self.check_new(&id)?;
         self.lock().insert(
             id,
             Handle {
@@ -70,12 +80,15 @@ impl Handles {
         Ok(())
     }
 
+    /// The file of handle `id`, opened for `want`. A handle used in the wrong
+    /// mode is forgotten, as after any failed block call.
     fn get(&self, id: &str, want: OpenMode) -> Result<Arc<File>, FsError> {
-        let map = self.lock();
+        let mut map = self.lock();
         let h = map
             .get(id)
             .ok_or_else(|| FsError::UnknownHandle(id.to_string()))?;
         if h.mode != want {
+            map.remove(id);
             return Err(match want {
                 OpenMode::Read => FsError::NotForReading(id.to_string()),
                 OpenMode::Replace => FsError::NotForWriting(id.to_string()),
@@ -95,7 +108,8 @@ impl Handles {
             return Err(FsError::BlockLength);
         }
         let file = self.get(id, OpenMode::Read)?;
-        blocking(move || {
+        let held = file.clone();
+        let r = blocking(move || {
             let mut buf = vec![0u8; len as usize];
             let mut got = 0usize;
             while got < buf.len() {
@@ -110,12 +124,32 @@ impl Handles {
             let size = file.metadata()?.len();
             Ok((buf, offset + got as u64 >= size))
         })
-        .await
+        .await;
+        self.forget_on_error(id, &held, r)
     }
 
     pub async fn write_block(&self, id: &str, offset: u64, data: Vec<u8>) -> Result<(), FsError> {
         let file = self.get(id, OpenMode::Replace)?;
-        blocking(move || Ok(file.write_all_at(&data, offset)?)).await
+        let held = file.clone();
+        let r = blocking(move || Ok(file.write_all_at(&data, offset)?)).await;
+        self.forget_on_error(id, &held, r)
+    }
+
+    /// After a failed block call the handle is gone (docs/protocol.md "File
+    /// handles"), unless `id` names another file by now (closed and reopened).
+    fn forget_on_error<T>(
+        &self,
+        id: &str,
+        file: &Arc<File>,
+        r: Result<T, FsError>,
+    ) -> Result<T, FsError> {
+        if r.is_err() {
+            let mut map = self.lock();
+            if map.get(id).is_some_and(|h| Arc::ptr_eq(&h.file, file)) {
+                map.remove(id);
+            }
+        }
+        r
     }
 
     pub fn close(&self, id: &str) {

@@ -81,8 +81,6 @@ pub enum FsError {
     NotForReading(String),
     #[error("file handle `{0}` is not open for writing")]
     NotForWriting(String),
-    #[error("sandboxed fs/open is not supported by this executor")]
-    SandboxedOpen,
     #[error("at most {} watches may be active per connection", watch::MAX_WATCHES)]
     TooManyWatches,
     #[error("fs/watchMissing accepts at most {} paths", watch::MAX_WATCH_PATHS)]
@@ -360,8 +358,28 @@ impl FsService {
     pub async fn open(&self, p: OpenParams) -> Result<HandleParams, FsError> {
         let path = p.path.to_path()?;
         let write = p.mode == Some(OpenMode::Replace);
-        if let Route::Helper(_) = route(&p.sandbox, write)? {
-            return Err(FsError::SandboxedOpen);
+        if let Route::Helper(r) = route(&p.sandbox, write)? {
+            // The id and a free slot are checked first: a refused handle must not
+            // create or truncate the file.
+            self.handles.check_new(&p.handle_id)?;
+            let params = OpenParams {
+                handle_id: p.handle_id.clone(),
+                path: uri_arg(&path),
+                mode: p.mode,
+                sandbox: None,
+            };
+            let fd = self
+                .helper
+                .open(helper_params(&params)?, &r)
+                .await?;
+            self.handles.insert(
+                p.handle_id.clone(),
+                std::fs::File::from(fd),
+                p.mode.unwrap_or_default(),
+            )?;
+            return Ok(HandleParams {
+                handle_id: p.handle_id,
+            });
         }
         self.handles
             .open(p.handle_id.clone(), path, p.mode.unwrap_or_default())

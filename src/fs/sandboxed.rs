@@ -14,6 +14,10 @@ use crate::spawn::spawner::{SpawnError, Spawner};
 use crate::spawn::spec::SpawnSpec;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
+use crate::protocol::EmptyResult;
+use crate::sys::fd::set_nonblocking;
+use crate::sys::socket::{recv_raw, socketpair};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -95,8 +99,36 @@ impl HelperRunner {
     pub async fn run<T: DeserializeOwned>(
         &self,
         operation: &str,
+        params: Value,
+        policy: &Resolved,
+    ) -> Result<T, FsError> {
+        self.run_with(operation, params, policy, None).await
+    }
+
+    /// `fs/open` in the helper: it opens the file after its lock-down, with the
+    /// checks of `fs/readFile` (mode read) or `fs/writeFile` (mode replace), and
+    /// passes the descriptor back over a socket at its fd 3 (`SCM_RIGHTS`).
+    pub async fn open(&self, params: Value, policy: &Resolved) -> Result<OwnedFd, FsError> {
+        let (ours, theirs) = socketpair(libc::SOCK_STREAM).map_err(internal)?;
+        let _: EmptyResult = self
+            .run_with("fs/open", params, policy, Some(theirs))
+            .await?;
+        // The helper sent the descriptor before it answered, and it has exited:
+        // the message is waiting, or it never comes.
+        set_nonblocking(ours.as_raw_fd()).map_err(internal)?;
+        let mut byte = [0u8; 1];
+        match recv_raw(ours.as_raw_fd(), &mut byte) {
+            Ok((_, mut fds)) if fds.len() == 1 => Ok(fds.remove(0)),
+            _ => Err(codec_error("the helper answered fs/open without a descriptor")),
+        }
+    }
+
+    async fn run_with<T: DeserializeOwned>(
+        &self,
+        operation: &str,
         mut params: Value,
         policy: &Resolved,
+        pass: Option<OwnedFd>,
     ) -> Result<T, FsError> {
         if let Some(obj) = params.as_object_mut() {
             obj.insert("sandbox".into(), effective_context(policy));
@@ -110,7 +142,7 @@ impl HelperRunner {
             .acquire()
             .await
             .map_err(|_| internal("fs sandbox helper slots are closed"))?;
-        let spec = SpawnSpec::new(
+        let mut spec = SpawnSpec::new(
             &["/proc/self/exe".to_string()],
             Some("codex-fs"),
             &Env::new(),
@@ -119,6 +151,9 @@ impl HelperRunner {
             true,
         )
         .map_err(|e| internal(e.0))?;
+        if let Some(fd) = pass {
+            spec.inherit.push((3, fd));
+        }
         let child = self.spawner.spawn(spec).await.map_err(|e| match e {
             SpawnError::Os(e) => internal(e),
             SpawnError::Sandbox(m) => internal(m),
@@ -197,7 +232,6 @@ fn decode<T: DeserializeOwned>(out: &[u8]) -> Result<T, FsError> {
 mod tests {
     use super::*;
     use crate::protocol::codes;
-    use crate::protocol::EmptyResult;
 
     #[test]
     fn statuses_are_described_like_rust() {

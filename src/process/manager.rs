@@ -18,10 +18,14 @@ use crate::spawn::spawner::{SpawnError, Spawner};
 use crate::spawn::spec::SpawnSpec;
 use crate::sys::pty;
 use super::pump::{self, Pump};
+use super::snapshot;
+use crate::sandbox::policy::Context;
+use crate::spawn::env_policy::Env;
 use super::error::ProcessError;
 use super::record::{self, InboxMsg, Phase, Record};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::Path;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -48,6 +52,8 @@ pub struct ProcessManager {
     spawner: Spawner,
     /// Requests to the client (`process/approveExec`).
     requests: Arc<ServerRequests>,
+    /// Shell snapshots of this connection.
+    snapshots: snapshot::Cache,
 }
 
 impl ProcessManager {
@@ -72,6 +78,7 @@ impl ProcessManager {
             out,
             spawner: Spawner::new(reaper),
             host,
+            snapshots: snapshot::Cache::default(),
         })
     }
 
@@ -150,6 +157,9 @@ impl ProcessManager {
         p: StartParams,
         silent: bool,
     ) -> Result<StartResult, ProcessError> {
+        if let Some(s) = &p.shell_snapshot {
+            snapshot::validate(s).map_err(ProcessError::InvalidParams)?;
+        }
         if let Some(size) = &p.size {
             size.check().map_err(ProcessError::InvalidParams)?;
         }
@@ -257,6 +267,15 @@ impl ProcessManager {
             .map(|p| std::mem::take(&mut p.placeholders))
             .unwrap_or_default();
         let mut env = env_policy::build(p.env_policy.as_ref(), &p.env, std::env::vars_os());
+        let mut argv = std::borrow::Cow::Borrowed(&p.argv);
+        if let Some(s) = p.shell_snapshot.as_ref() {
+            if snapshot::applies(s, &p.argv) {
+                if let Some(snap) = self.snapshot(s, p, ctx.as_ref(), mode, &env, cwd).await {
+                    argv = std::borrow::Cow::Owned(snap.restore_argv(s, &p.argv));
+                    snap.apply_env(&mut env, p.env_policy.as_ref(), &p.env);
+                }
+            }
+        }
         // The escalation socket pair: the child's end goes to its fd 3 (docs/protocol.md "Exec escalation").
         let escalation = match &p.escalation {
             Some(params) => match self.prepare_escalation(&rec.id, params, plan.as_ref(), &mut env)
@@ -268,7 +287,7 @@ impl ProcessManager {
         };
         let tty = p.tty.then(|| p.size.unwrap_or(TermSize::DEFAULT));
         let pipe_stdin = p.pipe_stdin.unwrap_or(false);
-        let mut spec = match SpawnSpec::new(&p.argv, p.arg0.as_deref(), &env, cwd, tty, pipe_stdin)
+        let mut spec = match SpawnSpec::new(&argv, p.arg0.as_deref(), &env, cwd, tty, pipe_stdin)
         {
             Ok(s) => s,
             Err(e) => return Err(ProcessError::InvalidParams(e.0)),
@@ -336,6 +355,96 @@ impl ProcessManager {
             }),
         ));
         Ok(report)
+    }
+
+    /// The snapshot for this start: the cached one, or one captured now. `None`
+    /// when the capture fails (the command then runs as sent).
+    async fn snapshot(
+        &self,
+        s: &ShellSnapshot,
+        p: &StartParams,
+        ctx: Option<&Context>,
+        mode: Mode,
+        env: &Env,
+        cwd: &Path,
+    ) -> Option<Arc<snapshot::Snapshot>> {
+        let key = snapshot::Key::new(s, cwd, p.env_policy.as_ref(), p.sandbox.as_ref());
+        if let Some(hit) = self.snapshots.get(&key) {
+            return Some(hit);
+        }
+        match self.capture(s, p, ctx, mode, env, cwd).await {
+            Ok(snap) => {
+                let snap = Arc::new(snap);
+                self.snapshots.insert(key, snap.clone());
+                Some(snap)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    process = %p.process_id,
+                    "shell snapshot not taken, the command runs as sent: {e}"
+                );
+                None
+            }
+        }
+    }
+
+    /// Run the capture: the request's shell with `-lc` and the capture script,
+    /// with the command's environment, cwd and sandbox; stdin and stderr
+    /// `/dev/null`, stdout read here (docs/protocol.md "Shell snapshots").
+    async fn capture(
+        &self,
+        s: &ShellSnapshot,
+        p: &StartParams,
+        ctx: Option<&Context>,
+        mode: Mode,
+        env: &Env,
+        cwd: &Path,
+    ) -> Result<snapshot::Snapshot, String> {
+        let plan = match ctx {
+            Some(ctx) => plan_process(ctx, mode, &self.host)?,
+            None => None,
+        };
+        let argv = [
+            p.arg0.clone().unwrap_or_else(|| p.argv[0].clone()),
+            "-lc".into(),
+            snapshot::capture_script(&s.shell.name),
+        ];
+        let (read, write) = crate::sys::fd::pipe().map_err(|e| e.to_string())?;
+        let mut spec = SpawnSpec::exact(Path::new(&p.argv[0]), &argv, env, cwd, vec![(1, write)])
+            .map_err(|e| e.0)?;
+        spec.sandbox = plan;
+        spec.landlock_abi = self.host.landlock_abi;
+        let child = self.spawner.spawn_exact(spec).await.map_err(|e| match e {
+            SpawnError::Os(e) => e.to_string(),
+            SpawnError::Sandbox(m) => m,
+        })?;
+        let run = async {
+            let out = snapshot::read_capture(read).await;
+            let status = child.exit.await;
+            (out, status)
+        };
+        match tokio::time::timeout(snapshot::CAPTURE_TIMEOUT, run).await {
+            Err(_) => {
+                let _ = group::kill_group(child.pid, libc::SIGKILL);
+                Err(format!(
+                    "the capture took longer than {} s",
+                    snapshot::CAPTURE_TIMEOUT.as_secs()
+                ))
+            }
+            Ok((out, status)) => {
+                let _ = group::kill_group(child.pid, libc::SIGKILL);
+                let out = out.map_err(|e| e.to_string())?;
+                match status.map(group::exit_code) {
+                    Ok((0, _)) => snapshot::parse_capture(&out)
+                        .ok_or_else(|| "the capture printed no snapshot".to_string()),
+                    Ok((code, signal)) => Err(match signal {
+                        Some(sig) => format!("the capture was killed by {sig}"),
+                        None => format!("the capture exited with {code}"),
+                    }),
+                    Err(_) => Err("the capture's exit was not seen".into()),
+                }
+            }
+        }
     }
 
     /// The escalation server of a new process, its socket end, and the child's

@@ -7,12 +7,14 @@
 //! - `error.rs`: [`ProcessError`].
 //! - `pump.rs`: the output pump and the stdin task of one child.
 //! - `retention.rs`: the output a record keeps for `process/read`.
+//! - `snapshot.rs`: shell snapshots (`shellSnapshot` on `process/start`).
 
 pub mod error;
 pub mod manager;
 pub mod pump;
 pub mod record;
 pub mod retention;
+pub mod snapshot;
 
 pub use error::ProcessError;
 pub use manager::*;

@@ -32,6 +32,20 @@ pub struct StartParams {
     pub sandbox_mode: Option<String>,
     #[serde(default)]
     pub escalation: Option<super::escalation::EscalationParams>,
+    /// Run `SHELL -lc CMD` with the login shell's state captured once per scope
+    /// (docs/protocol.md "Shell snapshots").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell_snapshot: Option<ShellSnapshot>,
+}
+
+/// `shellSnapshot` on `process/start` (docs/protocol.md "Shell snapshots").
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShellSnapshot {
+    /// What the snapshot is kept for (the Codex client sends `<thread>:<environment>`).
+    pub scope_id: String,
+    /// The shell: `bash`, `zsh` or `sh`, and its path (which must equal `argv[0]`).
+    pub shell: super::handshake::Shell,
 }
 
 impl StartParams {

@@ -18,6 +18,7 @@
 //!
 //! - `transport`: framing, malformed input, the handshake, environment methods
 //! - `process`: process/start, output events, read, write, signal, terminate, resize
+//! - `snapshot`: shell snapshots: `shellSnapshot` on process/start replays a login shell's state
 //! - `lifetime`: shutdown triggers, killing the whole tree (groups, cgroup guard), exit status
 //! - `slow_reader`: a client that stops reading loses nothing; the server's memory stays bounded
 //! - `cli`: the binary itself: mode dispatch, `tether run`, `install-links`, CLI errors
@@ -53,4 +54,5 @@ mod sandbox_fs;
 mod sandbox_proc;
 mod services;
 mod slow_reader;
+mod snapshot;
 mod transport;

@@ -532,7 +532,7 @@ fn ignored_start_members_are_accepted() {
             "metadata": {"threadId": "t"},
             "managedNetwork": {"x": 1},
             "networkProxy": null,
-            "shellSnapshot": {"path": "/x"},
+            "shellSnapshot": null,
             "enforceManagedNetwork": false,
             "sandbox": null,
             "escalation": null,

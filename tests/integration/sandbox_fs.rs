@@ -900,3 +900,93 @@ fn deny_glob_matching_a_directory_covers_its_contents() {
     let listed = r["entries"].to_string();
     assert!(!listed.contains("secrets/"), "{r}");
 }
+
+/// `fs/open` under a sandbox (docs/protocol.md "File handles"): the helper opens
+/// the file with the checks of fs/readFile / fs/writeFile and passes the
+/// descriptor back; the handle then reads and writes without it.
+fn sandboxed_file_handles(nobody: bool) {
+    let mut f = Fx::new(if nobody { "handles-n" } else { "handles" }, nobody);
+    let ww = f.ww();
+    let deny = f.ww_deny();
+    fs::create_dir(f.p("secrets")).unwrap();
+    fs::write(f.p("secrets/k"), b"key").unwrap();
+    fs::write(f.p("src/id.pem"), b"pem").unwrap();
+    symlink(f.out.join("f"), f.p("src/out_link"));
+    if nobody && is_root() {
+        chown_tree(&f.base);
+    }
+    let open =
+        |id: &str, path: String, mode: &str| json!({"handleId": id, "path": path, "mode": mode});
+    // replace: created at open, written in place, a gap reads as zeros.
+    let mut p = open("w", f.u("src/h.txt"), "replace");
+    p["sandbox"] = ww.clone();
+    f.s.call("fs/open", p);
+    assert_eq!(fs::read(f.p("src/h.txt")).unwrap(), b"", "created at open");
+    for (off, data) in [(0, &b"hello"[..]), (7, &b"x"[..])] {
+        f.s.call(
+            "fs/writeBlock",
+            json!({"handleId": "w", "offset": off, "chunk": b64(data)}),
+        );
+    }
+    f.s.call("fs/close", json!({"handleId": "w"}));
+    assert_eq!(fs::read(f.p("src/h.txt")).unwrap(), b"hello\0\0x");
+    // replace truncates an existing file at open.
+    let mut p = open("t", f.u("src/a.txt"), "replace");
+    p["sandbox"] = ww.clone();
+    f.s.call("fs/open", p);
+    assert_eq!(fs::read(f.p("src/a.txt")).unwrap(), b"");
+    // A failed block call forgets the handle: reading a replace handle fails,
+    // then the handle is unknown.
+    let (code, _) = f.s.fail(
+        "fs/readBlock",
+        json!({"handleId": "t", "offset": 0, "len": 4}),
+    );
+    assert_eq!(code, -32600);
+    let (code, msg) = f.s.fail(
+        "fs/writeBlock",
+        json!({"handleId": "t", "offset": 0, "chunk": "eA=="}),
+    );
+    assert_eq!((code, msg.as_str()), (-32004, "unknown file handle `t`"));
+
+    // Refused: outside the workspace, in .git, through a link that leaves it, a
+    // denied file, a denied glob. Nothing is created or truncated.
+    let before = snapshot(&f.base);
+    for (id, path, mode, sb) in [
+        ("o1", uri(&f.out.join("new")), "replace", &ww),
+        ("o2", uri(&f.out.join("f")), "replace", &ww),
+        ("o3", f.u(".git/config"), "replace", &ww),
+        ("o4", f.u("src/out_link"), "replace", &ww),
+        ("o5", f.u("secrets/k"), "read", &deny),
+        ("o6", f.u("src/id.pem"), "read", &deny),
+        ("o7", uri(&f.out.join("f")), "read", &deny),
+    ] {
+        f.denied("fs/open", open(id, path, mode), sb);
+    }
+    // A bad handle id is refused before the helper runs: no file appears.
+    let mut p = open("", f.u("src/never.txt"), "replace");
+    p["sandbox"] = ww.clone();
+    let (code, _) = f.s.fail("fs/open", p);
+    assert_eq!(code, -32600);
+    assert_eq!(snapshot(&f.base), before, "something changed");
+
+    // read: allowed where fs/readFile is.
+    let mut p = open("r", f.u("src/h.txt"), "read");
+    p["sandbox"] = deny.clone();
+    f.s.call("fs/open", p);
+    let r = f.s.call(
+        "fs/readBlock",
+        json!({"handleId": "r", "offset": 0, "len": 100}),
+    );
+    assert_eq!(unb64(&r["chunk"]), b"hello\0\0x");
+    assert_eq!(r["eof"], json!(true));
+}
+
+#[test]
+fn sandboxed_file_handles_open_in_the_helper() {
+    sandboxed_file_handles(false);
+}
+
+#[test]
+fn sandboxed_file_handles_open_in_the_helper_as_nobody() {
+    sandboxed_file_handles(true);
+}

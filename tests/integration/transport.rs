@@ -802,12 +802,19 @@ fn initialize_result_shape() {
     assert_eq!(info["temporaryDirectories"], json!([]));
     assert_eq!(info["tempDir"], json!("file:///tmp"));
 
+    // The bits Tether sets: each has its own tests.
+    const ADVERTISED: &[&str] = &[
+        "fsWatchMissing",
+        "sandboxedFileStreaming",
+        "fileWriteStreaming",
+        "shellSnapshotV2",
+    ];
     let caps = info["capabilities"].as_object().unwrap();
     assert_eq!(caps.len(), CAPABILITIES.len(), "{caps:?}");
     for c in CAPABILITIES {
         assert_eq!(
             caps.get(c),
-            Some(&json!(c == "fsWatchMissing")),
+            Some(&json!(ADVERTISED.contains(&c))),
             "capability {c}"
         );
     }

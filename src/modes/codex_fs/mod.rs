@@ -20,7 +20,12 @@ use guard::Guard;
 use request::Op;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use crate::protocol::fs::OpenMode;
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+
+/// Where `fs/open` passes the opened descriptor (a socket from the server).
+const PASS_FD: std::os::fd::RawFd = 3;
 
 /// Largest request read from stdin.
 pub const MAX_REQUEST: u64 = 64 * 1024 * 1024;
@@ -104,6 +109,16 @@ fn perform(g: &Guard, op: Op) -> Result<Box<RawValue>, FsError> {
             path: to_uri(&ops::canonicalize(g, &p.path.to_path()?)?),
         }),
         Op::Walk(p) => raw(tree::walk(g, &p.path.to_path()?, &p.options)?),
+        Op::Open(p) => {
+            let path = p.path.to_path()?;
+            let file = match p.mode.unwrap_or_default() {
+                OpenMode::Read => ops::open_read(g, &path)?,
+                OpenMode::Replace => ops::open_replace(g, &path)?,
+            };
+            // The server's end of the socket it gave us as fd 3.
+            crate::sys::socket::send_raw(PASS_FD, b"f", &[file.as_raw_fd()])?;
+            raw(EmptyResult {})
+        }
     }
 }
 

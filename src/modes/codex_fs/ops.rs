@@ -95,6 +95,23 @@ fn truncate(f: &File) -> Result<(), FsError> {
     Ok(())
 }
 
+/// `fs/open` mode read: a regular file, with `fs/readFile`'s checks.
+pub fn open_read(g: &Guard, p: &Path) -> Result<File, FsError> {
+    let o = g.open(p, Access::Read, true, false, 0)?;
+    let meta = fdio::metadata(o.fd.as_fd())?;
+    if !meta.is_file() {
+        return Err(FsError::NotAFile(display(p)));
+    }
+    Ok(fdio::reopen(o.fd.as_fd(), libc::O_RDONLY | libc::O_NONBLOCK)?)
+}
+
+/// `fs/open` mode replace: `fs/writeFile`'s checks, created or truncated now.
+pub fn open_replace(g: &Guard, p: &Path) -> Result<File, FsError> {
+    let f = open_for_write(g, p, true)?;
+    truncate(&f)?;
+    Ok(f)
+}
+
 pub fn write_file(g: &Guard, p: &Path, data: &[u8], follow: bool) -> Result<(), FsError> {
     let mut f = open_for_write(g, p, follow)?;
     truncate(&f)?;

@@ -4,7 +4,7 @@
 //! are taken as they are instead of being resolved again.
 
 use crate::protocol::fs::{
-    CopyParams, CreateDirectoryParams, PathParams, ReadFileParams, RemoveParams, WalkParams,
+    CopyParams, CreateDirectoryParams, OpenParams, PathParams, ReadFileParams, RemoveParams, WalkParams,
     WriteFileParams,
 };
 use crate::protocol::paths::parse_path;
@@ -23,6 +23,8 @@ pub enum Op {
     Copy(CopyParams),
     Canonicalize(PathParams),
     Walk(WalkParams),
+    /// Open a file and pass its descriptor back on fd 3.
+    Open(OpenParams),
 }
 
 pub struct Request {
@@ -62,6 +64,7 @@ pub fn parse(input: &[u8]) -> Result<Request, String> {
         "fs/copy" => Op::Copy(params(p, o)?),
         "fs/canonicalize" => Op::Canonicalize(params(p, o)?),
         "fs/walk" => Op::Walk(params(p, o)?),
+        "fs/open" => Op::Open(params(p, o)?),
         other => return Err(format!("unknown operation `{other}`")),
     };
     Ok(Request {

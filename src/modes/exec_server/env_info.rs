@@ -105,6 +105,9 @@ pub fn compute_with(probe: NamespaceProbe) -> EnvironmentInfo {
             fs_watch_missing: true,
             environment_config_read: true,
             http_header_env_vars: true,
+            shell_snapshot_v2: true,
+            file_write_streaming: true,
+            sandboxed_file_streaming: true,
             ..Capabilities::default()
         },
         tether: Some(TetherInfo {

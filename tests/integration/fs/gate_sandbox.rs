@@ -177,14 +177,18 @@ fn restrictive_sandbox_runs_in_the_helper() {
         json!({"path": uri(&t.join("ww")), "dataBase64": "eA==", "sandbox": ww}),
     );
     assert_eq!(fs::read(t.join("ww")).unwrap(), b"x");
-    for mode in ["read", "replace"] {
-        s.expect_err(
-            "fs/open",
-            json!({"handleId": mode, "path": uri(&t.join("new")), "mode": mode, "sandbox": sb}),
-            -32600,
-            "sandboxed fs/open is not supported by this executor",
-        );
-    }
+    // Handles under a sandbox are opened in the helper (tests/sandbox_fs.rs has
+    // the escapes): a replace handle writes inside the workspace.
+    s.call(
+        "fs/open",
+        json!({"handleId": "w", "path": uri(&t.join("new")), "mode": "replace", "sandbox": ww}),
+    );
+    s.call(
+        "fs/writeBlock",
+        json!({"handleId": "w", "offset": 0, "chunk": "eHl6"}),
+    );
+    s.call("fs/close", json!({"handleId": "w"}));
+    assert_eq!(fs::read(t.join("new")).unwrap(), b"xyz");
 }
 
 #[test]
