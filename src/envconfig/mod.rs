@@ -61,6 +61,8 @@ pub async fn read_blocking(
 /// Answer one request. Blocking: it reads files.
 pub fn read(p: EnvironmentConfigReadParams) -> Result<EnvironmentConfigReadResult, EnvConfigError> {
     let cwd = p.cwd.to_path()?;
+    tracing::debug!(cwd = %cwd.display(), config = ?p.config_paths,
+        requirements = ?p.requirements_paths, "environmentConfig/read");
     if p.config_paths.is_empty() && p.requirements_paths.is_empty() {
         return Err(EnvConfigError::NoPaths);
     }

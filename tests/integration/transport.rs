@@ -142,7 +142,7 @@ fn unknown_method_in_every_state() {
             "exec-server stub does not implement `foo/bar` yet",
         );
         for m in [
-            "environmentConfig/read",
+            "capabilities/discoverV2",
             "capabilityRoots/discoverV1",
             "process/nope",
             "initialize2",
@@ -805,6 +805,8 @@ fn initialize_result_shape() {
     // The bits Tether sets: each has its own tests.
     const ADVERTISED: &[&str] = &[
         "fsWatchMissing",
+        "environmentConfigRead",
+        "httpHeaderEnvVars",
         "sandboxedFileStreaming",
         "fileWriteStreaming",
         "shellSnapshotV2",
