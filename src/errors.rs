@@ -9,6 +9,7 @@ use crate::process::ProcessError;
 use crate::protocol::codes;
 use crate::protocol::paths::PathError;
 use crate::rpc::error::RpcError;
+use crate::sandbox::policy::PolicyError;
 use crate::tools::ToolsError;
 
 impl From<serde_json::Error> for RpcError {
@@ -28,6 +29,17 @@ impl From<PathError> for RpcError {
     }
 }
 
+impl From<PolicyError> for RpcError {
+    fn from(e: PolicyError) -> Self {
+        match e {
+            PolicyError::Params(m) => RpcError::new(codes::INVALID_PARAMS, m),
+            PolicyError::NeedsCwd | PolicyError::Unenforceable(_) => {
+                RpcError::new(codes::INVALID_REQUEST, e.to_string())
+            }
+        }
+    }
+}
+
 impl From<ProcessError> for RpcError {
     fn from(e: ProcessError) -> Self {
         let code = match &e {
@@ -41,11 +53,26 @@ impl From<ProcessError> for RpcError {
             | ProcessError::Starting(_)
             | ProcessError::NoTerminal(_)
             | ProcessError::UsesTerminal(_)
-            | ProcessError::SandboxUnavailable(_)
             | ProcessError::SandboxContext(_) => codes::INVALID_REQUEST,
-            ProcessError::Spawn(_) | ProcessError::Signal(_) | ProcessError::Resize(_) => {
-                codes::INTERNAL
+            // A failed start says what kind of failure it was (docs/protocol.md
+            // "process/start"), as the reference does.
+            ProcessError::SandboxUnavailable(_) => {
+                return RpcError::new(codes::INVALID_REQUEST, e.to_string())
+                    .with_kind("sandboxUnavailable")
             }
+            ProcessError::SandboxPreparation(_) => {
+                return RpcError::new(codes::INVALID_REQUEST, e.to_string())
+                    .with_kind("sandboxPreparation")
+            }
+            ProcessError::Spawn(io) => {
+                let kind = match io.raw_os_error() {
+                    Some(libc::ENOENT) => "spawnNotFound",
+                    Some(libc::EACCES | libc::EPERM) => "spawnPermissionDenied",
+                    _ => "spawnFailed",
+                };
+                return RpcError::new(codes::INTERNAL, e.to_string()).with_kind(kind);
+            }
+            ProcessError::Signal(_) | ProcessError::Resize(_) => codes::INTERNAL,
             ProcessError::Path(p) => return RpcError::from(p.clone()),
         };
         RpcError::new(code, e.to_string())

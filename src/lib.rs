@@ -24,6 +24,7 @@ macro_rules! server_only {
 
 server_only! {
     mod cli;
+    mod discovery;
     mod envconfig;
     mod errors;
     mod escalate;

@@ -438,6 +438,7 @@ fn server_request(
     let Some(handler) = handler else {
         let e = ErrorObject {
             code: codes::METHOD_NOT_FOUND,
+            data: None,
             message: format!("client does not handle `{}`", req.method),
         };
         answer(shared, &id, Err(e));

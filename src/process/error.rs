@@ -30,6 +30,9 @@ pub enum ProcessError {
     UsesTerminal(String),
     #[error("sandbox cannot be enforced: {0}")]
     SandboxUnavailable(String),
+    /// A sandbox step failed in the child.
+    #[error("sandbox cannot be enforced: {0}")]
+    SandboxPreparation(String),
     /// A sandbox context the server refuses (-32600), with its exact message.
     #[error("{0}")]
     SandboxContext(String),

@@ -304,7 +304,7 @@ impl ProcessManager {
             Err(e) => {
                 return Err(match e {
                     SpawnError::Os(e) => ProcessError::Spawn(e),
-                    SpawnError::Sandbox(m) => ProcessError::SandboxUnavailable(m),
+                    SpawnError::Sandbox(m) => ProcessError::SandboxPreparation(m),
                 });
             }
         };

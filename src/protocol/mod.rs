@@ -2,6 +2,7 @@
 //! byte strings. No I/O happens here; the exec-server mode, the services and `client/` build on these types.
 
 pub mod bytes;
+pub mod discovery;
 pub mod envconfig;
 pub mod escalation;
 pub mod fs;
@@ -58,6 +59,7 @@ pub mod methods {
     pub const TOOLS_LIST: &str = "tools/list";
     pub const TOOLS_CALL: &str = "tools/call";
     pub const HTTP_REQUEST: &str = "http/request";
+    pub const CAPABILITIES_DISCOVER_V2: &str = "capabilities/discoverV2";
     pub const HTTP_REQUEST_BODY_DELTA: &str = "http/request/bodyDelta";
 }
 
@@ -79,10 +81,13 @@ impl fmt::Display for RequestId {
     }
 }
 
-/// The `error` member of an error response. Never has a `data` member.
+/// The `error` member of an error response. `data` is written only where
+/// docs/protocol.md says (the `kind` of a failed `process/start`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorObject {
     pub code: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
     pub message: String,
 }
 
@@ -137,6 +142,7 @@ mod tests {
     fn error_member_order_is_error_then_id() {
         let e = ErrorObject {
             code: -32600,
+            data: None,
             message: "x".into(),
         };
         let s = serde_json::to_string(&ErrorOut {
@@ -145,6 +151,17 @@ mod tests {
         })
         .unwrap();
         assert_eq!(s, r#"{"error":{"code":-32600,"message":"x"},"id":-1}"#);
+        // `data`, when present, sits between code and message, as the reference
+        // writes it.
+        let e = ErrorObject {
+            code: -32603,
+            data: Some(serde_json::json!({"kind": "spawnNotFound"})),
+            message: "x".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"code":-32603,"data":{"kind":"spawnNotFound"},"message":"x"}"#
+        );
     }
 }
 

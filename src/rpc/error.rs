@@ -12,6 +12,8 @@ use std::fmt;
 pub struct RpcError {
     pub code: i64,
     pub message: String,
+    /// The error object's `data` member, when it has one.
+    pub data: Option<serde_json::Value>,
 }
 
 impl RpcError {
@@ -19,13 +21,22 @@ impl RpcError {
         RpcError {
             code,
             message: message.into(),
+            data: None,
         }
+    }
+    /// The same error with `data: {"kind": kind}`.
+    pub fn with_kind(mut self, kind: &str) -> Self {
+        self.data = Some(serde_json::json!({ "kind": kind }));
+        self
     }
     pub fn invalid_request(message: impl Into<String>) -> Self {
         Self::new(codes::INVALID_REQUEST, message)
     }
     pub fn invalid_params(message: impl Into<String>) -> Self {
         Self::new(codes::INVALID_PARAMS, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(codes::INTERNAL, message)
     }
     pub fn method_not_found(method: &str) -> Self {
         Self::new(
@@ -43,6 +54,7 @@ impl RpcError {
     pub fn to_object(&self) -> ErrorObject {
         ErrorObject {
             code: self.code,
+            data: self.data.clone(),
             message: self.message.clone(),
         }
     }

@@ -28,8 +28,8 @@ const LAYERS: &[&[&str]] = &[
     &["rpc"],
     // Services. Within them, the process manager starts shells with an
     // escalation server, and tools run on process records: escalate, fs,
-    // http and envconfig below process, process below tools.
-    &["escalate", "fs", "http", "envconfig"],
+    // http, discovery and envconfig below process, process below tools.
+    &["escalate", "fs", "http", "discovery", "envconfig"],
     &["process"],
     &["tools"],
     // The one typed-error → JSON-RPC code mapping.

@@ -18,6 +18,7 @@
 //!
 //! - `transport`: framing, malformed input, the handshake, environment methods
 //! - `process`: process/start, output events, read, write, signal, terminate, resize
+//! - `discovery`: capabilities/discoverV2: the executor's skills
 //! - `snapshot`: shell snapshots: `shellSnapshot` on process/start replays a login shell's state
 //! - `lifetime`: shutdown triggers, killing the whole tree (groups, cgroup guard), exit status
 //! - `slow_reader`: a client that stops reading loses nothing; the server's memory stays bounded
@@ -41,6 +42,7 @@ mod support;
 mod cli;
 mod client;
 mod contract;
+mod discovery;
 mod environment_config;
 mod escalation;
 mod faults;

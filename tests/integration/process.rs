@@ -395,63 +395,78 @@ fn spawn_failures() {
     write_file(&noshebang, "echo hi\n", 0o755);
     let file = dir.join("plainfile");
     write_file(&file, "x", 0o644);
-    let cases: Vec<(&str, Vec<String>, Value, &str)> = vec![
+    let cases: Vec<(&str, Vec<String>, Value, &str, &str)> = vec![
         (
             "abs missing",
             vec!["/no/such/program".into()],
             json!({}),
             "No such file or directory (os error 2)",
+            "spawnNotFound",
         ),
         (
             "bare missing",
             vec!["tether-no-such-program-xyz".into()],
             json!({}),
             "No such file or directory (os error 2)",
+            "spawnNotFound",
         ),
         (
             "not executable",
             vec![noexec.to_str().unwrap().into()],
             json!({}),
             "Permission denied (os error 13)",
+            "spawnPermissionDenied",
         ),
         (
             "no shebang",
             vec![noshebang.to_str().unwrap().into()],
             json!({}),
             "Exec format error (os error 8)",
+            "spawnFailed",
         ),
         (
             "directory",
             vec!["/tmp".into()],
             json!({}),
             "Permission denied (os error 13)",
+            "spawnPermissionDenied",
         ),
         (
             "cwd missing",
             vec!["/bin/true".into()],
             json!({"cwd": "/no/such/dir"}),
             "No such file or directory (os error 2)",
+            "spawnNotFound",
         ),
         (
             "cwd not a dir",
             vec!["/bin/true".into()],
             json!({"cwd": file.to_str().unwrap()}),
             "Not a directory (os error 20)",
+            "spawnFailed",
         ),
         (
             "relative missing",
             vec!["./nope".into()],
             json!({"cwd": dir.to_str().unwrap()}),
             "No such file or directory (os error 2)",
+            "spawnNotFound",
         ),
     ];
-    for (i, (name, argv, extra, msg)) in cases.into_iter().enumerate() {
+    for (i, (name, argv, extra, msg, kind)) in cases.into_iter().enumerate() {
         let id = format!("fail-{i}");
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let resp = s.start_process(&id, &argv, extra);
         assert_eq!(
             error_of(&resp),
             Some((-32603, msg.to_string())),
+            "{name}: {resp}"
+        );
+        // The kind of failure, as the reference says it (docs/protocol.md
+        // "process/start").
+        assert_eq!(
+            resp["error"]["data"],
+            json!({"kind": kind}),
             "{name}: {resp}"
         );
         // No record is left behind.
@@ -493,7 +508,12 @@ fn program_lookup() {
     // Only a non-executable match: that error.
     let only = format!("{}:/usr/bin:/bin", bin0.display());
     let resp = s.start_process("lk4", &["hello-tether"], json!({"env": {"PATH": only}}));
-    assert_error(&resp, -32603, "Permission denied (os error 13)");
+    assert_eq!(
+        error_of(&resp),
+        Some((-32603, "Permission denied (os error 13)".to_string())),
+        "{resp}"
+    );
+    assert_eq!(resp["error"]["data"]["kind"], "spawnPermissionDenied");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

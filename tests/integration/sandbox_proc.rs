@@ -484,6 +484,12 @@ fn contexts_that_cannot_be_enforced_or_decoded_are_refused() {
         -32600,
         "sandbox cannot be enforced: glob_pattern entries are only supported with deny access",
     );
+    // A sandbox that cannot be had says so in the error's data (as the reference).
+    assert_eq!(
+        r["error"]["data"],
+        json!({"kind": "sandboxUnavailable"}),
+        "{r}"
+    );
     // Unknown policy type: params.
     let r = start(
         &mut s,
@@ -1119,4 +1125,55 @@ fn a_dangling_protected_link_is_refused_in_strict_mode() {
         fs::read_link(d.ws.join(".codex")).unwrap(),
         Path::new("not-yet")
     );
+}
+
+/// `root: write` with carve-outs (what `linuxRootWritePreservesDevices` promises,
+/// docs/protocol.md "environmentInfo"): the device files a shell needs behave
+/// normally, with pipes and on a terminal, and the carve-outs still hold.
+#[test]
+fn root_write_keeps_devices_and_carve_outs() {
+    let d = Dirs::new("rootwrite");
+    fs::create_dir_all(d.ws.join("ro")).unwrap();
+    let sandbox = json!({"permissions":{"type":"managed","network":"restricted","file_system":{"type":"restricted","entries":[
+        {"path":{"type":"special","value":{"kind":"root"}},"access":"write"},
+        {"path":{"type":"path","path":uri(&d.out)},"access":"deny"},
+        {"path":{"type":"path","path":uri(&d.ws.join("ro"))},"access":"read"}]}},
+        "cwd": uri(&d.ws)});
+    let mut s = Server::ready();
+    let script = format!(
+        "echo x > /dev/null && echo null-ok; \
+         head -c 4 /dev/zero | od -An -tx1; \
+         head -c 8 /dev/urandom | wc -c; \
+         cat '{out}/f'; echo x > ro/new; echo w > w.txt && echo write-ok",
+        out = d.out.display()
+    );
+    let o = sh(&mut s, "rw", &d.ws, &sandbox, &script);
+    assert!(o.stdout.contains("null-ok\n"), "{}", o.output);
+    assert!(o.stdout.contains(" 00 00 00 00\n"), "{}", o.output);
+    assert!(o.stdout.contains("8\n"), "{}", o.output);
+    assert!(o.stdout.contains("write-ok\n"), "{}", o.output);
+    assert!(
+        !o.output.contains("outside"),
+        "the denied file was read: {}",
+        o.output
+    );
+    assert!(
+        !d.ws.join("ro/new").exists(),
+        "the read-only carve-out was written"
+    );
+    assert_eq!(fs::read_to_string(d.ws.join("w.txt")).unwrap(), "w\n");
+    // On a terminal: the tty itself is usable.
+    s.start_ok(
+        "rwt",
+        &[
+            "/bin/sh",
+            "-c",
+            "tty >/dev/null && echo tty-ok; echo to-tty > /dev/tty",
+        ],
+        json!({"cwd": uri(&d.ws), "sandbox": sandbox, "tty": true}),
+    );
+    let run = crate::support::Run::from_events(s.collect_until_closed("rwt"));
+    let out = String::from_utf8_lossy(&run.pty).into_owned();
+    assert!(out.contains("tty-ok") && out.contains("to-tty"), "{out:?}");
+    assert_eq!(run.exited["exitCode"], 0, "{out:?}");
 }

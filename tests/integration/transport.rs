@@ -141,12 +141,7 @@ fn unknown_method_in_every_state() {
             -32601,
             "exec-server stub does not implement `foo/bar` yet",
         );
-        for m in [
-            "capabilities/discoverV2",
-            "capabilityRoots/discoverV1",
-            "process/nope",
-            "initialize2",
-        ] {
+        for m in ["capabilityRoots/discoverV1", "process/nope", "initialize2"] {
             let resp = s.request(m, json!({}));
             assert_error(
                 &resp,
@@ -807,9 +802,11 @@ fn initialize_result_shape() {
         "fsWatchMissing",
         "environmentConfigRead",
         "httpHeaderEnvVars",
+        "capabilityDiscoveryV2",
         "sandboxedFileStreaming",
         "fileWriteStreaming",
         "shellSnapshotV2",
+        "linuxRootWritePreservesDevices",
     ];
     let caps = info["capabilities"].as_object().unwrap();
     assert_eq!(caps.len(), CAPABILITIES.len(), "{caps:?}");

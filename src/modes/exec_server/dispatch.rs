@@ -65,6 +65,7 @@ pub fn family(method: &str) -> Option<&'static str> {
         | methods::FS_WATCH_MISSING => Some("filesystem"),
         methods::TOOLS_LIST | methods::TOOLS_CALL => Some("tools"),
         methods::HTTP_REQUEST => Some("http"),
+        methods::CAPABILITIES_DISCOVER_V2 => Some("capability discovery"),
         _ => None,
     }
 }
@@ -406,6 +407,17 @@ async fn handle(
         methods::PROCESS_RESIZE => {
             procs.resize(decode(params)?)?;
             ok(EmptyResult {})
+        }
+        methods::CAPABILITIES_DISCOVER_V2 => {
+            let p: crate::protocol::discovery::DiscoverV2Params = decode(params)?;
+            p.cwd.to_path()?;
+            let homes = crate::discovery::Homes::from_env();
+            let r = tokio::task::spawn_blocking(move || {
+                crate::discovery::discover_v2(&homes, p.sandbox.as_ref())
+            })
+            .await
+            .map_err(|e| RpcError::internal(e.to_string()))??;
+            ok(r)
         }
         methods::FS_READ_FILE => ok(fs.read_file(decode(params)?).await?),
         methods::FS_WRITE_FILE => ok(fs.write_file(decode(params)?).await?),

@@ -107,7 +107,11 @@ pub fn compute_with(probe: NamespaceProbe) -> EnvironmentInfo {
             http_header_env_vars: true,
             shell_snapshot_v2: true,
             file_write_streaming: true,
+            capability_discovery_v2: true,
             sandboxed_file_streaming: true,
+            // `root: write` keeps /dev usable and the carve-outs enforced
+            // (tests/sandbox_proc.rs root_write_keeps_devices_and_carve_outs).
+            linux_root_write_preserves_devices: true,
             ..Capabilities::default()
         },
         tether: Some(TetherInfo {
