@@ -1,8 +1,8 @@
 //! The integration suite: one test binary that drives the built `tether` from
 //! the outside, over stdio as a client would, and checks what docs/protocol.md
 //! says. `cargo test` runs it; `cargo test --test integration -- fs::` runs a
-//! part. Every test starts its own server and, when that server is gone, the
-//! orphan check fails it if anything it started is still alive.
+//! part. A test starts its own servers and, when one is gone, the orphan check
+//! fails the test if anything that server started is still alive.
 //!
 //! Shared code lives in `tests/support/` (the one `Server` driver, the orphan
 //! check, /proc scans, fixtures, `skip`). Tests that need real programs
