@@ -2,6 +2,7 @@
 //! "Transport"). These are the `From` conversions into [`RpcError`], which lives
 //! in `rpc/`; no service names a code itself.
 
+use crate::envconfig::EnvConfigError;
 use crate::fs::FsError;
 use crate::http::HttpError;
 use crate::process::ProcessError;
@@ -133,6 +134,22 @@ impl From<ToolsError> for RpcError {
     }
 }
 
+impl From<EnvConfigError> for RpcError {
+    fn from(e: EnvConfigError) -> Self {
+        let code = match &e {
+            // Every path error is invalid params here, a foreign host too.
+            EnvConfigError::Path(_) | EnvConfigError::NoPaths | EnvConfigError::EmptyPath => {
+                codes::INVALID_PARAMS
+            }
+            EnvConfigError::CodexHome(_)
+            | EnvConfigError::Load(_)
+            | EnvConfigError::Serialize(_)
+            | EnvConfigError::Task(_) => codes::INTERNAL,
+        };
+        RpcError::new(code, e.to_string())
+    }
+}
+
 impl From<HttpError> for RpcError {
     fn from(e: HttpError) -> Self {
         let code = match &e {
@@ -141,6 +158,9 @@ impl From<HttpError> for RpcError {
             | HttpError::Scheme(_)
             | HttpError::HeaderName(_)
             | HttpError::HeaderValue { .. }
+            | HttpError::EnvVarDenied { .. }
+            | HttpError::EnvVarMissing { .. }
+            | HttpError::EnvVarEmpty { .. }
             | HttpError::StreamActive(_) => codes::INVALID_PARAMS,
             HttpError::Failed(_) | HttpError::BodyRead(_) | HttpError::BodyTooLarge => {
                 codes::INTERNAL

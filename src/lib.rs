@@ -25,6 +25,7 @@ macro_rules! server_only {
 server_only! {
     mod cli;
     mod discovery;
+    mod envconfig;
     mod errors;
     mod escalate;
     mod fs;

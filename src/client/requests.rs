@@ -10,7 +10,8 @@ pub use crate::protocol::escalation::{
     ApproveExecParams, ApproveExecResult, ExecDecision, APPROVE_EXEC,
 };
 
-/// A request from the server, with its id (`s-1`, `s-2`, …: a separate id space).
+/// A request from the server, with its id (integers 1, 2, …: an id space apart
+/// from the client's own requests; told apart from a response by its `method`).
 #[derive(Debug, Clone)]
 pub struct ServerRequest {
     pub id: RequestId,
@@ -67,7 +68,7 @@ mod tests {
     #[test]
     fn approve_exec_round_trip() {
         let r = ServerRequest {
-            id: RequestId::Str("s-1".into()),
+            id: RequestId::Int(1),
             method: APPROVE_EXEC.into(),
             params: serde_json::json!({"processId":"sh-1","file":"file:///usr/bin/git",
                 "argv":["git","push"],"workdir":"file:///home/u/proj","extra":1}),

@@ -86,35 +86,63 @@ async fn server_requests_go_to_the_handler_and_its_answer_goes_back() {
     });
     let (_client, mut peer) = pair(&opts);
     let peer = tokio::task::spawn_blocking(move || {
-        peer.send(
-            json!({"id": "s-1", "method": "process/approveExec", "params": {
+        peer.send(json!({"id": 1, "method": "process/approveExec", "params": {
             "processId": "sh", "file": "file:///usr/bin/git", "argv": ["git", "push"],
-            "workdir": "file:///tmp"}}),
-        );
+            "workdir": "file:///tmp"}}));
         let a = peer.line();
-        peer.send(
-            json!({"id": "s-2", "method": "process/approveExec", "params": {
-            "processId": "sh", "file": "file:///bin/rm", "argv": ["rm"], "workdir": "file:///"}}),
-        );
+        peer.send(json!({"id": 2, "method": "process/approveExec", "params": {
+            "processId": "sh", "file": "file:///bin/rm", "argv": ["rm"], "workdir": "file:///"}}));
         let b = peer.line();
         (a, b)
     });
     let (a, b) = tokio::time::timeout(T, peer).await.unwrap().unwrap();
-    assert_eq!(a, json!({"id": "s-1", "result": {"decision": "approve"}}));
-    assert_eq!(b, json!({"id": "s-2", "result": {"decision": "deny"}}));
+    assert_eq!(a, json!({"id": 1, "result": {"decision": "approve"}}));
+    assert_eq!(b, json!({"id": 2, "result": {"decision": "deny"}}));
+}
+
+/// Server requests have their own integer id space (docs/protocol.md
+/// "What the server writes"): a server request whose id equals that of a call in
+/// flight is told apart by its `method`, and the call still gets its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_request_id_equal_to_a_call_id_is_another_id_space() {
+    let opts = ConnectOptions::default().handler(|_req: ServerRequest| async move {
+        Ok(ApproveExecResult {
+            decision: ExecDecision::Cancel,
+        }
+        .to_value())
+    });
+    let (client, mut peer) = pair(&opts);
+    let peer_task = std::thread::spawn(move || {
+        let call = peer.line();
+        let id = call["id"].clone();
+        assert!(id.is_i64(), "{call}");
+        peer.send(
+            json!({"id": id, "method": "process/approveExec", "params": {
+            "processId": "sh", "file": "file:///bin/x", "argv": ["x"], "workdir": "file:///"}}),
+        );
+        let answer = peer.line();
+        peer.send(json!({"id": id, "result": {"status": "ready"}}));
+        (id, answer)
+    });
+    let status = tokio::time::timeout(T, client.environment_status())
+        .await
+        .unwrap();
+    assert_eq!(status.unwrap(), "ready");
+    let (id, answer) = peer_task.join().unwrap();
+    assert_eq!(answer, json!({"id": id, "result": {"decision": "cancel"}}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_requests_without_a_handler_get_an_error() {
     let (_client, mut peer) = pair(&ConnectOptions::default());
     let a = tokio::task::spawn_blocking(move || {
-        peer.send(json!({"id": "s-1", "method": "process/approveExec", "params": {}}));
+        peer.send(json!({"id": 1, "method": "process/approveExec", "params": {}}));
         peer.line()
     });
     let a = tokio::time::timeout(T, a).await.unwrap().unwrap();
     assert_eq!(
         a,
-        json!({"id": "s-1", "error": {"code": -32601,
+        json!({"id": 1, "error": {"code": -32601,
             "message": "client does not handle `process/approveExec`"}})
     );
 }

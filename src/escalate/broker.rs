@@ -232,11 +232,11 @@ impl Escalation {
         let outcome = tokio::select! {
             r = rx => r,
             _ = abandoned.wait_for(|a| *a) => {
-                self.requests.forget(&req_id);
+                self.requests.forget(req_id);
                 return failed(&format!("process {} is no longer running", self.process_id));
             }
             _ = stream.closed() => {
-                self.requests.forget(&req_id);
+                self.requests.forget(req_id);
                 return failed(&"the wrapper went away");
             }
         };

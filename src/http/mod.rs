@@ -33,6 +33,12 @@ pub enum HttpError {
     HeaderName(String),
     #[error("http/request header value is invalid for {name}: {detail}")]
     HeaderValue { name: String, detail: String },
+    #[error("http/request header {name} cannot use executor environment variable {var}")]
+    EnvVarDenied { name: String, var: String },
+    #[error("http/request header {name} requires executor environment variable {var}")]
+    EnvVarMissing { name: String, var: String },
+    #[error("http/request header {name} requires a non-empty executor environment variable {var}")]
+    EnvVarEmpty { name: String, var: String },
     #[error("http/request streamResponse requestId `{0}` is already active")]
     StreamActive(String),
     /// Connection, TLS, timeout, redirect loop.

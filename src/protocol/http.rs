@@ -11,6 +11,18 @@ pub struct Header {
     pub value: String,
 }
 
+/// One request header. With `valueEnvVar`, the value sent is `value` (a
+/// prefix, possibly empty) followed by that variable of the server's own
+/// environment, so that a secret never crosses the connection.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestHeader {
+    pub name: String,
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_env_var: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RedirectPolicy {
@@ -25,7 +37,7 @@ pub struct RequestParams {
     pub method: String,
     pub url: String,
     #[serde(default)]
-    pub headers: Option<Vec<Header>>,
+    pub headers: Option<Vec<RequestHeader>>,
     #[serde(default)]
     pub body_base64: Option<ByteChunk>,
     #[serde(default)]
@@ -79,6 +91,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("unknown variant"), "{e}");
+    }
+
+    #[test]
+    fn request_header_value_env_var_is_optional() {
+        let p: RequestParams =
+            serde_json::from_value(json!({"method": "GET", "url": "u", "requestId": "r",
+            "headers": [{"name": "a", "value": "b"},
+                        {"name": "authorization", "value": "Bearer ", "valueEnvVar": "TOK"},
+                        {"name": "c", "value": "", "valueEnvVar": null}]}))
+            .unwrap();
+        let h = p.headers.unwrap();
+        assert_eq!(h[0].value_env_var, None);
+        assert_eq!(h[1].value_env_var.as_deref(), Some("TOK"));
+        assert_eq!(h[2].value_env_var, None);
+        assert_eq!(
+            serde_json::to_string(&h[0]).unwrap(),
+            r#"{"name":"a","value":"b"}"#
+        );
     }
 
     #[test]

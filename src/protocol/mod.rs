@@ -3,6 +3,7 @@
 
 pub mod bytes;
 pub mod discovery;
+pub mod envconfig;
 pub mod escalation;
 pub mod fs;
 pub mod handshake;
@@ -23,12 +24,13 @@ pub mod codes {
     pub const INTERNAL: i64 = -32603;
 }
 
-/// Method names (docs/protocol.md "Handshake", "Environment methods", "Processes", "Filesystem", "Unified-exec tools", "http/request").
+/// Method names (docs/protocol.md "Handshake", "Environment methods", "environmentConfig/read", "Processes", "Filesystem", "Unified-exec tools", "http/request").
 pub mod methods {
     pub const INITIALIZE: &str = "initialize";
     pub const INITIALIZED: &str = "initialized";
     pub const ENVIRONMENT_INFO: &str = "environment/info";
     pub const ENVIRONMENT_STATUS: &str = "environment/status";
+    pub const ENVIRONMENT_CONFIG_READ: &str = "environmentConfig/read";
     pub const PROCESS_START: &str = "process/start";
     pub const PROCESS_READ: &str = "process/read";
     pub const PROCESS_WRITE: &str = "process/write";

@@ -154,18 +154,34 @@ pub fn parse(sandbox: Option<&Value>) -> Result<Option<Context>, PolicyError> {
     let perms = obj
         .get("permissions")
         .ok_or_else(|| params("missing field `permissions`"))?;
-    let cwd = match obj.get("cwd") {
+    // `policyContext {cwd, workspaceRoots}` stands in for the top-level
+    // members where they are absent (Codex 0.171 sends only it for some requests).
+    let context = match obj.get("policyContext") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(path_member(v, "cwd")?),
+        Some(Value::Object(c)) => Some(c),
+        Some(_) => return Err(params("invalid type: policyContext must be an object")),
     };
-    let roots = match obj.get("workspaceRoots") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(a)) => Some(
+    let member = |name: &str| -> Option<(&Value, String)> {
+        match obj.get(name) {
+            Some(v) if !v.is_null() => Some((v, name.to_string())),
+            _ => context
+                .and_then(|c| c.get(name))
+                .filter(|v| !v.is_null())
+                .map(|v| (v, format!("policyContext.{name}"))),
+        }
+    };
+    let cwd = match member("cwd") {
+        None => None,
+        Some((v, what)) => Some(path_member(v, &what)?),
+    };
+    let roots = match member("workspaceRoots") {
+        None => None,
+        Some((Value::Array(a), what)) => Some(
             a.iter()
-                .map(|v| path_member(v, "workspaceRoots"))
+                .map(|v| path_member(v, &what))
                 .collect::<Result<Vec<_>, _>>()?,
         ),
-        Some(_) => return Err(params("invalid type: workspaceRoots must be an array")),
+        Some((_, what)) => return Err(params(format!("invalid type: {what} must be an array"))),
     };
     let ty = perms
         .get("type")
@@ -681,6 +697,34 @@ mod tests {
         ))
         .unwrap_err();
         assert!(matches!(e, PolicyError::Params(_)));
+    }
+
+    #[test]
+    fn policy_context_stands_in_for_absent_members() {
+        // Only policyContext, as Codex 0.171 sends for `fs/open` mode `replace`.
+        let r = resolved(json!({"permissions":{"type":"workspace-write","exclude_slash_tmp":true,
+            "exclude_tmpdir_env_var":true},
+            "policyContext":{"cwd":"file:///home/u/proj","workspaceRoots":["file:///home/u/other"]}}));
+        assert_eq!(r.access(Path::new("/home/u/proj/x")), Some(Access::Write));
+        // The top-level members win where present.
+        let r = resolved(json!({"permissions":{"type":"workspace-write","exclude_slash_tmp":true,
+            "exclude_tmpdir_env_var":true},"cwd":"/home/u/top",
+            "policyContext":{"cwd":"file:///home/u/proj"}}));
+        assert_eq!(r.access(Path::new("/home/u/top/x")), Some(Access::Write));
+        assert_eq!(r.access(Path::new("/home/u/proj/x")), Some(Access::Read));
+        let e = parse(Some(&json!({"permissions":{"type":"workspace-write"},
+            "policyContext":{"cwd":"rel"}})))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "policyContext.cwd: invalid URI: relative URL without a base"
+        );
+        let e = parse(Some(&json!({"permissions":{"type":"workspace-write"},"policyContext":{}})))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "file system sandbox context with dynamic permissions requires cwd"
+        );
     }
 
     #[test]

@@ -27,9 +27,9 @@ const LAYERS: &[&[&str]] = &[
     // The reply sink (Outbound), server→client requests, RpcError.
     &["rpc"],
     // Services. Within them, the process manager starts shells with an
-    // escalation server, and tools run on process records: escalate, fs and
-    // http below process, process below tools.
-    &["escalate", "fs", "http", "discovery"],
+    // escalation server, and tools run on process records: escalate, fs,
+    // http, discovery and envconfig below process, process below tools.
+    &["escalate", "fs", "http", "discovery", "envconfig"],
     &["process"],
     &["tools"],
     // The one typed-error → JSON-RPC code mapping.

@@ -18,16 +18,18 @@
 //!
 //! - `transport`: framing, malformed input, the handshake, environment methods
 //! - `process`: process/start, output events, read, write, signal, terminate, resize
+//! - `discovery`: capabilities/discoverV2: the executor's skills
+//! - `snapshot`: shell snapshots: `shellSnapshot` on process/start replays a login shell's state
 //! - `lifetime`: shutdown triggers, killing the whole tree (groups, cgroup guard), exit status
 //! - `slow_reader`: a client that stops reading loses nothing; the server's memory stays bounded
-//! - `snapshot`: shell snapshots (`shellSnapshot` on process/start): capture once, replay
-//! - `discovery`: `capabilities/discoverV2`, the executor's skills, under a sandbox too
 //! - `cli`: the binary itself: mode dispatch, `tether run`, `install-links`, CLI errors
 //! - `fs`: the filesystem RPCs (a submodule per group), the handshake gate, destructive requests
 //! - `sandbox_fs`: the escape suite for sandboxed filesystem requests, also as `nobody`
 //! - `sandbox_proc`: the process sandbox attacked rule by rule
 //! - `escalation`: the built `execve-wrapper` against a fake server; escapes without real bash
-//! - `services`: unified-exec tools and `http/request` against a local HTTP server
+//! - `services`: unified-exec tools and `http/request` (with `valueEnvVar` headers) against a local HTTP server
+//! - `environment_config`: `environmentConfig/read`: config layers, trust, projection, exact bytes, errors
+//! - `contract`: integer server-request ids (`process/approveExec`), the sandbox's `policyContext`
 //! - `client`: `tether::client`, `tether run`, environments.toml, `ChildGuard`, a tty, sshd
 //! - `hostile`: the hostile-input matrix (long variants `#[ignore]`d: `just soak`)
 //! - `load`: many processes, terminals and pipelined requests at once (long variants ignored)
@@ -39,7 +41,9 @@ mod support;
 
 mod cli;
 mod client;
+mod contract;
 mod discovery;
+mod environment_config;
 mod escalation;
 mod faults;
 mod fs;

@@ -2,6 +2,7 @@
 //! command tries the allowed action and the denied one, and the test then checks
 //! the outside world is unchanged. Probes are small shell and python3 scripts.
 
+use crate::support::wire::assert_start_error;
 use crate::support::{self, assert_error, Server};
 use serde_json::{json, Value};
 use std::fs;
@@ -479,16 +480,12 @@ fn contexts_that_cannot_be_enforced_or_decoded_are_refused() {
     let glob = json!({"permissions":{"type":"managed","network":"restricted","file_system":{"type":"restricted","entries":[
         {"path":{"type":"glob_pattern","pattern":"/x/*"},"access":"read"}]}}});
     let r = start(&mut s, "b", glob, json!({}));
-    assert_error(
+    // A sandbox that cannot be had says so in the error's data (as the reference).
+    assert_start_error(
         &r,
         -32600,
         "sandbox cannot be enforced: glob_pattern entries are only supported with deny access",
-    );
-    // A sandbox that cannot be had says so in the error's data (as the reference).
-    assert_eq!(
-        r["error"]["data"],
-        json!({"kind": "sandboxUnavailable"}),
-        "{r}"
+        "sandboxUnavailable",
     );
     // Unknown policy type: params.
     let r = start(
@@ -504,13 +501,14 @@ fn contexts_that_cannot_be_enforced_or_decoded_are_refused() {
         {"path":{"type":"path","path":uri(&d.ws)},"access":"write"},
         {"path":{"type":"path","path":uri(&d.ws.join("no/such/dir"))},"access":"read"}]}}, "cwd": uri(&d.ws)});
     let r = start(&mut s, "d", missing.clone(), json!({}));
-    assert_error(
+    assert_start_error(
         &r,
         -32600,
         &format!(
             "sandbox cannot be enforced: cannot protect missing path `{}` because its parent does not exist; set sandboxMode to \"best-effort\" to run anyway",
             d.ws.join("no/such/dir").display()
         ),
+        "sandboxUnavailable",
     );
     let r = start(&mut s, "e", missing, json!({"sandboxMode": "best-effort"}));
     let rep = &r["result"]["sandbox"];
@@ -1100,13 +1098,14 @@ fn a_dangling_protected_link_is_refused_in_strict_mode() {
         json!({"cwd": uri(&d.ws), "sandbox": workspace_write(&d.ws)}),
     );
     let r = s.request("process/start", p);
-    assert_error(
+    assert_start_error(
         &r,
         -32600,
         &format!(
             "sandbox cannot be enforced: cannot protect `{}` because it is a symbolic link to a missing path; set sandboxMode to \"best-effort\" to run anyway",
             d.ws.join(".codex").display()
         ),
+        "sandboxUnavailable",
     );
     assert!(!d.ws.join("not-yet").exists());
     // Best-effort runs, says so, and still pins the link itself.
@@ -1172,7 +1171,7 @@ fn root_write_keeps_devices_and_carve_outs() {
         ],
         json!({"cwd": uri(&d.ws), "sandbox": sandbox, "tty": true}),
     );
-    let run = support::Run::from_events(s.collect_until_closed("rwt"));
+    let run = crate::support::Run::from_events(s.collect_until_closed("rwt"));
     let out = String::from_utf8_lossy(&run.pty).into_owned();
     assert!(out.contains("tty-ok") && out.contains("to-tty"), "{out:?}");
     assert_eq!(run.exited["exitCode"], 0, "{out:?}");

@@ -141,12 +141,7 @@ fn unknown_method_in_every_state() {
             -32601,
             "exec-server stub does not implement `foo/bar` yet",
         );
-        for m in [
-            "environmentConfig/read",
-            "capabilityRoots/discoverV1",
-            "process/nope",
-            "initialize2",
-        ] {
+        for m in ["capabilityRoots/discoverV1", "process/nope", "initialize2"] {
             let resp = s.request(m, json!({}));
             assert_error(
                 &resp,
@@ -805,6 +800,8 @@ fn initialize_result_shape() {
     // The bits Tether sets: each has its own tests.
     const ADVERTISED: &[&str] = &[
         "fsWatchMissing",
+        "environmentConfigRead",
+        "httpHeaderEnvVars",
         "capabilityDiscoveryV2",
         "sandboxedFileStreaming",
         "fileWriteStreaming",

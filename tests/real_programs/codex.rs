@@ -26,11 +26,12 @@ const MODEL: &str = "gpt-5.5";
 // ---------------------------------------------------------------- mock model
 
 /// One model turn: given the raw request body, the output item to answer with.
-type Turn = Box<dyn Fn(&str) -> Value + Send + Sync>;
+pub(crate) type Turn = Box<dyn Fn(&str) -> Value + Send + Sync>;
 
-struct Mock {
-    port: u16,
-    requests: Arc<Mutex<Vec<Value>>>,
+pub(crate) struct Mock {
+    pub(crate) port: u16,
+    /// Every POSTed body (the model requests), in arrival order.
+    pub(crate) requests: Arc<Mutex<Vec<Value>>>,
 }
 
 fn read_request(r: &mut BufReader<TcpStream>) -> Option<(String, String, Vec<u8>)> {
@@ -89,7 +90,7 @@ fn sse(events: &[(&str, Value)]) -> Vec<u8> {
 
 impl Mock {
     /// Serve `turns` in order, then a final assistant message.
-    fn start(turns: Vec<Turn>) -> Mock {
+    pub(crate) fn start(turns: Vec<Turn>) -> Mock {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the mock");
         let port = listener.local_addr().unwrap().port();
         let requests: Arc<Mutex<Vec<Value>>> = Arc::default();
@@ -157,7 +158,7 @@ impl Mock {
     }
 
     /// Every tool output Codex sent back, by call id.
-    fn outputs(&self) -> HashMap<String, String> {
+    pub(crate) fn outputs(&self) -> HashMap<String, String> {
         let mut out = HashMap::new();
         for req in self.requests.lock().unwrap().iter() {
             for item in req["input"].as_array().into_iter().flatten() {
@@ -194,13 +195,13 @@ fn exec_call(call_id: &str, mut args: Value) -> Turn {
 
 // ---------------------------------------------------------------- one codex run
 
-struct Run {
-    status: std::process::ExitStatus,
-    stdout: String,
-    stderr: String,
-    marker: String,
+pub(crate) struct Run {
+    pub(crate) status: std::process::ExitStatus,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    pub(crate) marker: String,
     /// The server's log (`TETHER_LOG_FILE`), shown when a check fails.
-    server_log: PathBuf,
+    pub(crate) server_log: PathBuf,
 }
 
 impl Drop for Run {
@@ -211,7 +212,7 @@ impl Drop for Run {
     }
 }
 
-fn temp_dir(name: &str) -> PathBuf {
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
     // Under $HOME so that Codex sets up its helper links (it refuses under /tmp).
     let d = cache_dir().join("e2e-tmp").join(format!(
         "{name}-{}-{}",
@@ -222,7 +223,9 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-fn write_codex_home(home: &Path, port: u16) {
+/// The host's CODEX_HOME: the mock model, and Tether as the only environment,
+/// started with `server_env` added to its environment.
+fn write_codex_home(home: &Path, port: u16, server_env: &[(&str, &str)]) {
     let config = format!(
         r#"model = "{MODEL}"
 model_provider = "mock"
@@ -255,10 +258,14 @@ include_local = false
 id = "tether"
 program = "{}"
 args = ["exec-server"]
-env = {{ RUST_LOG = "debug", TETHER_LOG_FILE = "{}" }}
+env = {{ RUST_LOG = "debug", TETHER_LOG_FILE = "{}"{} }}
 "#,
         env!("CARGO_BIN_EXE_tether"),
-        home.join("server.log").display()
+        home.join("server.log").display(),
+        server_env
+            .iter()
+            .map(|(k, v)| format!(", {k} = {}", Value::from(*v)))
+            .collect::<String>()
     );
     std::fs::write(home.join("environments.toml"), envs).unwrap();
 }
@@ -268,7 +275,7 @@ fn codex_exec(codex: &Path, mock: &Mock, workspace: &Path, sandbox: &str) -> Run
     codex_exec_marked(codex, mock, workspace, sandbox, &new_marker())
 }
 
-fn new_marker() -> String {
+pub(crate) fn new_marker() -> String {
     format!("tether-e2e-{}", uuid::Uuid::new_v4())
 }
 
@@ -281,17 +288,27 @@ fn codex_exec_marked(
     sandbox: &str,
     marker: &str,
 ) -> Run {
+    codex_exec_with(codex, mock, workspace, sandbox, marker, &[], &[])
+}
+
+/// As [`codex_exec_marked`], with `server_env` added to Tether's environment
+/// (environments.toml) and `args` before the prompt (`--enable x`, `-c k=v`).
+pub(crate) fn codex_exec_with(
+    codex: &Path,
+    mock: &Mock,
+    workspace: &Path,
+    sandbox: &str,
+    marker: &str,
+    server_env: &[(&str, &str)],
+    args: &[&str],
+) -> Run {
     let marker = marker.to_string();
     let home = temp_dir("codex-home");
-    write_codex_home(&home, mock.port);
+    write_codex_home(&home, mock.port, server_env);
     let mut child = Command::new(codex)
-        .args([
-            "exec",
-            "--skip-git-repo-check",
-            "-s",
-            sandbox,
-            "do the task",
-        ])
+        .args(["exec", "--skip-git-repo-check", "-s", sandbox])
+        .args(args)
+        .arg("do the task")
         .current_dir(workspace)
         .env("CODEX_HOME", &home)
         .env("TETHER_E2E_API_KEY", "dummy")
@@ -343,7 +360,7 @@ fn alive_with_marker(marker: &str) -> Vec<i32> {
         .collect()
 }
 
-fn assert_no_survivors(run: &Run) {
+pub(crate) fn assert_no_survivors(run: &Run) {
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         let alive = alive_with_marker(&run.marker);
@@ -366,7 +383,7 @@ fn assert_no_survivors(run: &Run) {
     }
 }
 
-fn check_ok(run: &Run) {
+pub(crate) fn check_ok(run: &Run) {
     assert!(
         run.status.success(),
         "codex exec failed: {}\nstdout:\n{}\nstderr:\n{}",

@@ -13,10 +13,13 @@
 //! Contents, one line per module:
 //!
 //! - `codex`: the real Codex CLI 0.169.0 drives Tether through environments.toml
+//! - `codex_mcp`: Codex 0.169.0 and 0.171.0 offer and call an MCP server from the executor's own
+//!   CODEX_HOME (`environmentConfig/read`, `valueEnvVar` headers)
 //! - `escalation`: the patched bash and the reference wrapper with Tether's wrapper and server
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod codex;
+mod codex_mcp;
 mod escalation;

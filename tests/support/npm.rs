@@ -43,32 +43,46 @@ fn npm_install(prefix: &Path, spec: &str) -> Result<(), String> {
 // ---------------------------------------------------------------- Codex CLI
 
 pub const CODEX_VERSION: &str = "0.169.0";
+/// The newest Codex CLI the capability tests also run against.
+pub const CODEX_NEWEST: &str = "0.171.0";
 
 fn codex_path(prefix: &Path) -> PathBuf {
     prefix.join("node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex")
 }
 
-/// The Codex binary, installed once per machine; why not when it cannot be had.
+/// The Codex binary ([`CODEX_VERSION`]), installed once per machine; why not
+/// when it cannot be had.
 pub fn codex() -> Result<PathBuf, String> {
-    static CODEX: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    CODEX
-        .get_or_init(|| {
-            let prefix = cache_dir().join(format!("codex-{CODEX_VERSION}"));
-            let bin = codex_path(&prefix);
-            if bin.exists() {
-                return Ok(bin);
-            }
-            npm_install(&prefix, &format!("@openai/codex@{CODEX_VERSION}"))?;
+    codex_at(CODEX_VERSION)
+}
+
+/// The Codex binary of `version`, installed once per machine (and once per
+/// test run); why not when it cannot be had.
+pub fn codex_at(version: &str) -> Result<PathBuf, String> {
+    static CODEX: std::sync::Mutex<Vec<(String, Result<PathBuf, String>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut known = CODEX.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, r)) = known.iter().find(|(v, _)| v == version) {
+        return r.clone();
+    }
+    let prefix = cache_dir().join(format!("codex-{version}"));
+    let bin = codex_path(&prefix);
+    let r = if bin.exists() {
+        Ok(bin)
+    } else {
+        npm_install(&prefix, &format!("@openai/codex@{version}")).and_then(|()| {
             if bin.exists() {
                 Ok(bin)
             } else {
                 Err(format!(
-                    "`npm install @openai/codex@{CODEX_VERSION}` left no {}",
+                    "`npm install @openai/codex@{version}` left no {}",
                     bin.display()
                 ))
             }
         })
-        .clone()
+    };
+    known.push((version.to_string(), r.clone()));
+    r
 }
 
 // ---------------------------------------------------- patched bash, wrapper

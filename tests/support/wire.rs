@@ -40,6 +40,19 @@ pub fn assert_error(resp: &Value, code: i64, message: &str) {
     );
 }
 
+/// Asserts `resp` is the error of a failed `process/start`:
+/// `{"error":{"code","message","data":{"kind"}},"id"}` (docs/protocol.md
+/// "What the server writes": only these errors have `data`).
+#[track_caller]
+pub fn assert_start_error(resp: &Value, code: i64, message: &str, kind: &str) {
+    let (c, m) =
+        error_of(resp).unwrap_or_else(|| panic!("expected error {code} {message:?}, got {resp}"));
+    assert_eq!((c, m.as_str()), (code, message), "response: {resp}");
+    assert_eq!(resp.as_object().unwrap().len(), 2, "error and id: {resp}");
+    assert_eq!(resp["error"]["data"], json!({ "kind": kind }), "{resp}");
+    assert_eq!(resp["error"].as_object().unwrap().len(), 3, "{resp}");
+}
+
 /// Asserts `resp` is an error with `code` whose message starts with `prefix`.
 #[track_caller]
 pub fn assert_error_prefix(resp: &Value, code: i64, prefix: &str) {

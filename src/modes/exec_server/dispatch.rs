@@ -41,6 +41,7 @@ pub fn family(method: &str) -> Option<&'static str> {
         methods::INITIALIZE => Some("initialize"),
         methods::ENVIRONMENT_INFO => Some("environment info"),
         methods::ENVIRONMENT_STATUS => Some("environment status"),
+        methods::ENVIRONMENT_CONFIG_READ => Some("environment config"),
         methods::PROCESS_START
         | methods::PROCESS_READ
         | methods::PROCESS_WRITE
@@ -392,6 +393,9 @@ async fn handle(
             ok(StatusResult {
                 status: "ready".into(),
             })
+        }
+        methods::ENVIRONMENT_CONFIG_READ => {
+            ok(crate::envconfig::read_blocking(decode(params)?).await?)
         }
         methods::PROCESS_START => ok(procs.start(decode(params)?).await?),
         methods::PROCESS_READ => ok(procs.read(decode(params)?).await?),

@@ -103,6 +103,8 @@ pub fn compute_with(probe: NamespaceProbe) -> EnvironmentInfo {
         temp_dir: Some(to_uri(tmp.as_deref().unwrap_or(Path::new("/tmp")))),
         capabilities: Capabilities {
             fs_watch_missing: true,
+            environment_config_read: true,
+            http_header_env_vars: true,
             shell_snapshot_v2: true,
             file_write_streaming: true,
             capability_discovery_v2: true,

@@ -4,6 +4,7 @@
 //! a test server on 127.0.0.1 that the tests start themselves. The server comes
 //! from `support::services`.
 
+mod header_env;
 mod http;
 mod httpd;
 mod tools;

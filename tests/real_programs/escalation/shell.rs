@@ -144,7 +144,7 @@ sh -c 'echo five'; echo rc=$?";
         let word = ["one", "two", "three", "four", "five"][i];
         assert_eq!(
             req,
-            json!({"id": format!("s-{}", i + 1), "method": "process/approveExec", "params": {
+            json!({"id": i + 1, "method": "process/approveExec", "params": {
                 "processId": "ask", "file": "file:///usr/bin/sh",
                 "argv": ["sh", "-c", format!("echo {word}")], "workdir": "file:///tmp"}})
         );
@@ -168,7 +168,7 @@ sh -c 'echo five'; echo rc=$?";
     );
     assert_eq!(lines.len(), 4, "{err}");
     // A late or repeated answer matches nothing and is ignored.
-    s.send(&json!({"id": "s-1", "result": {"decision": "approve"}}));
+    s.send(&json!({"id": 1, "result": {"decision": "approve"}}));
     let st = s.call("environment/status", json!({}));
     assert_eq!(st["status"], "ready");
 }
