@@ -1,6 +1,6 @@
 //! Unit tests of the connection logic over an in-memory socket pair, with the
 //! test playing the server's side of the wire. Behaviour against the real server
-//! is tested in `tests/client.rs`.
+//! is tested in `tests/integration/client/`.
 
 use super::*;
 use serde_json::{json, Value};
