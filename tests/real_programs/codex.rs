@@ -179,7 +179,7 @@ impl Mock {
 /// An `exec_command` call. `login: false` unless given: a login shell runs the
 /// machine's profile, which can take seconds on a loaded machine; commands that
 /// should finish get the largest yield unless they say otherwise.
-fn exec_call(call_id: &str, mut args: Value) -> Turn {
+pub(crate) fn exec_call(call_id: &str, mut args: Value) -> Turn {
     let call_id = call_id.to_string();
     if args.get("login").is_none() {
         args["login"] = json!(false);

@@ -15,6 +15,8 @@
 //! - `codex`: the real Codex CLI 0.169.0 drives Tether through environments.toml
 //! - `codex_mcp`: Codex 0.169.0 and 0.171.0 offer and call an MCP server from the executor's own
 //!   CODEX_HOME (`environmentConfig/read`, `valueEnvVar` headers)
+//! - `codex_snapshot`: Codex 0.169.0 and 0.171.0 with `shell_snapshot_v2` run a function from the
+//!   executor's `~/.bashrc` (`shellSnapshot` replayed by Tether); without it the function is missing
 //! - `escalation`: the patched bash and the reference wrapper with Tether's wrapper and server
 
 #[path = "../support/mod.rs"]
@@ -22,4 +24,5 @@ mod support;
 
 mod codex;
 mod codex_mcp;
+mod codex_snapshot;
 mod escalation;
