@@ -8,11 +8,11 @@
 //! so without the feature the same command says `tetherfn: command not found`.
 
 use super::codex::{
-    assert_no_survivors, check_ok, codex_exec_with, exec_call, new_marker, temp_dir, Mock,
+    assert_no_survivors, check_ok, codex_exec_tapped, exec_call, new_marker, temp_dir, Mock,
 };
 use crate::support::npm::{codex_at, CODEX_NEWEST, CODEX_VERSION};
 use crate::support::skip;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const SAYS: &str = "tetherfn-ran-from-the-executor-bashrc";
 
@@ -21,8 +21,9 @@ const SAYS: &str = "tetherfn-ran-from-the-executor-bashrc";
 const ARGV1_CMD: &str =
     "tetherfn; echo exit=$?; echo argv1=$(tr '\\0' '\\n' </proc/$$/cmdline | sed -n 2p)";
 
-/// Run `tetherfn` through a login `exec_command`; the tool output and the server log.
-fn run_tetherfn(version: &str, enable: bool) -> Option<(String, String)> {
+/// Run `tetherfn` through a login `exec_command`: the tool output, the
+/// server log, and the `process/start` params Codex sent (from the tap).
+fn run_tetherfn(version: &str, enable: bool) -> Option<(String, String, Vec<Value>)> {
     let codex = match codex_at(version) {
         Ok(c) => c,
         Err(why) => {
@@ -47,7 +48,8 @@ fn run_tetherfn(version: &str, enable: bool) -> Option<(String, String)> {
     } else {
         &[]
     };
-    let run = codex_exec_with(
+    let tap = home.join("tap.jsonl");
+    let run = codex_exec_tapped(
         &codex,
         &mock,
         &ws,
@@ -55,9 +57,17 @@ fn run_tetherfn(version: &str, enable: bool) -> Option<(String, String)> {
         &new_marker(),
         &[("HOME", &home_s)],
         args,
+        Some(&tap),
     );
     check_ok(&run);
     let log = std::fs::read_to_string(&run.server_log).unwrap_or_default();
+    let starts: Vec<Value> = std::fs::read_to_string(&tap)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["method"] == "process/start")
+        .map(|m| m["params"].clone())
+        .collect();
     let out = mock.outputs().get("f1").cloned().unwrap_or_else(|| {
         panic!(
             "no output for f1: {:?}\nstderr:\n{}",
@@ -68,20 +78,44 @@ fn run_tetherfn(version: &str, enable: bool) -> Option<(String, String)> {
     assert_no_survivors(&run);
     let _ = std::fs::remove_dir_all(&ws);
     let _ = std::fs::remove_dir_all(&home);
-    Some((out, log))
+    Some((out, log, starts))
 }
 
 fn snapshot_replays_the_executor_bashrc(version: &str) {
-    let Some((out, log)) = run_tetherfn(version, true) else {
+    let Some((out, log, starts)) = run_tetherfn(version, true) else {
         return;
     };
+    // Codex sent `shellSnapshot` (for bash, scope `<thread>:<environment>`) …
+    let [start] = &starts[..] else {
+        panic!("one process/start expected: {starts:?}");
+    };
+    let snap = &start["shellSnapshot"];
+    assert_eq!(snap["shell"]["name"], "bash", "{start}");
+    assert_eq!(snap["shell"]["path"], start["argv"][0], "{start}");
+    assert_eq!(start["argv"][1], "-lc", "{start}");
+    assert!(
+        snap["scopeId"]
+            .as_str()
+            .is_some_and(|s| s.ends_with(":tether")),
+        "{start}"
+    );
+    // … the function from the executor's ~/.bashrc ran …
     assert!(out.contains(SAYS), "{out}\nserver log:\n{log}");
     assert!(out.contains("exit=0"), "{out}");
-    // The command ran as Tether's replay (`bash -pc`), not the login shell sent.
+    // … as Tether's replay (`bash -pc`), not the login shell that was sent.
     assert!(out.contains("argv1=-pc"), "{out}\nserver log:\n{log}");
-    let Some((out, log)) = run_tetherfn(version, false) else {
+
+    // Control: without the feature, no `shellSnapshot`, and no function.
+    let Some((out, log, starts)) = run_tetherfn(version, false) else {
         return;
     };
+    let [start] = &starts[..] else {
+        panic!("one process/start expected: {starts:?}");
+    };
+    assert!(
+        start.get("shellSnapshot").is_none_or(Value::is_null),
+        "{start}"
+    );
     assert!(!out.contains(SAYS), "{out}");
     assert!(
         out.contains("tetherfn: command not found"),

@@ -15,8 +15,9 @@
 //! - `codex`: the real Codex CLI 0.169.0 drives Tether through environments.toml
 //! - `codex_mcp`: Codex 0.169.0 and 0.171.0 offer and call an MCP server from the executor's own
 //!   CODEX_HOME (`environmentConfig/read`, `valueEnvVar` headers)
-//! - `codex_snapshot`: Codex 0.169.0 and 0.171.0 with `shell_snapshot_v2` run a function from the
-//!   executor's `~/.bashrc` (`shellSnapshot` replayed by Tether); without it the function is missing
+//! - `codex_snapshot`: Codex 0.169.0 and 0.171.0 with `shell_snapshot_v2` send `shellSnapshot`
+//!   (seen through a tap) and run a function from the executor's `~/.bashrc`; without it the function
+//!   is missing
 //! - `escalation`: the patched bash and the reference wrapper with Tether's wrapper and server
 
 #[path = "../support/mod.rs"]
