@@ -226,7 +226,13 @@ pub(crate) fn temp_dir(name: &str) -> PathBuf {
 /// The host's CODEX_HOME: the mock model, and Tether as the only environment,
 /// started with `server_env` added to its environment. With `tap`, every line
 /// Codex sends to Tether is also appended to that file (`tee` before Tether).
-fn write_codex_home(home: &Path, port: u16, server_env: &[(&str, &str)], tap: Option<&Path>) {
+fn write_codex_home(
+    home: &Path,
+    port: u16,
+    server_env: &[(&str, &str)],
+    tap: Option<&Path>,
+    include_local: bool,
+) {
     let config = format!(
         r#"model = "{MODEL}"
 model_provider = "mock"
@@ -253,7 +259,7 @@ enabled = false
     std::fs::write(home.join("config.toml"), config).unwrap();
     let envs = format!(
         r#"default = "tether"
-include_local = false
+include_local = {include_local}
 
 [[environments]]
 id = "tether"
@@ -313,12 +319,13 @@ pub(crate) fn codex_exec_with(
     args: &[&str],
 ) -> Run {
     codex_exec_tapped(
-        codex, mock, workspace, sandbox, marker, server_env, args, None,
+        codex, mock, workspace, sandbox, marker, server_env, args, None, false,
     )
 }
 
 /// As [`codex_exec_with`]; with `tap`, Codex's requests to Tether are also
-/// appended to that file, one JSON-RPC message a line.
+/// appended to that file, one JSON-RPC message a line; with `include_local`,
+/// Codex's own local environment (`local`) exists beside Tether (the default).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn codex_exec_tapped(
     codex: &Path,
@@ -329,10 +336,11 @@ pub(crate) fn codex_exec_tapped(
     server_env: &[(&str, &str)],
     args: &[&str],
     tap: Option<&Path>,
+    include_local: bool,
 ) -> Run {
     let marker = marker.to_string();
     let home = temp_dir("codex-home");
-    write_codex_home(&home, mock.port, server_env, tap);
+    write_codex_home(&home, mock.port, server_env, tap, include_local);
     let mut child = Command::new(codex)
         .args(["exec", "--skip-git-repo-check", "-s", sandbox])
         .args(args)

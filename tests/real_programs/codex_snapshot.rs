@@ -58,6 +58,7 @@ fn run_tetherfn(version: &str, enable: bool) -> Option<(String, String, Vec<Valu
         &[("HOME", &home_s)],
         args,
         Some(&tap),
+        false,
     );
     check_ok(&run);
     let log = std::fs::read_to_string(&run.server_log).unwrap_or_default();
