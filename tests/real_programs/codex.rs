@@ -179,7 +179,7 @@ impl Mock {
 /// An `exec_command` call. `login: false` unless given: a login shell runs the
 /// machine's profile, which can take seconds on a loaded machine; commands that
 /// should finish get the largest yield unless they say otherwise.
-fn exec_call(call_id: &str, mut args: Value) -> Turn {
+pub(crate) fn exec_call(call_id: &str, mut args: Value) -> Turn {
     let call_id = call_id.to_string();
     if args.get("login").is_none() {
         args["login"] = json!(false);
@@ -224,8 +224,15 @@ pub(crate) fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// The host's CODEX_HOME: the mock model, and Tether as the only environment,
-/// started with `server_env` added to its environment.
-fn write_codex_home(home: &Path, port: u16, server_env: &[(&str, &str)]) {
+/// started with `server_env` added to its environment. With `tap`, every line
+/// Codex sends to Tether is also appended to that file (`tee` before Tether).
+fn write_codex_home(
+    home: &Path,
+    port: u16,
+    server_env: &[(&str, &str)],
+    tap: Option<&Path>,
+    include_local: bool,
+) {
     let config = format!(
         r#"model = "{MODEL}"
 model_provider = "mock"
@@ -252,15 +259,24 @@ enabled = false
     std::fs::write(home.join("config.toml"), config).unwrap();
     let envs = format!(
         r#"default = "tether"
-include_local = false
+include_local = {include_local}
 
 [[environments]]
 id = "tether"
-program = "{}"
-args = ["exec-server"]
+{}
 env = {{ RUST_LOG = "debug", TETHER_LOG_FILE = "{}"{} }}
 "#,
-        env!("CARGO_BIN_EXE_tether"),
+        match tap {
+            None => format!(
+                "program = {}\nargs = [\"exec-server\"]",
+                Value::from(env!("CARGO_BIN_EXE_tether"))
+            ),
+            Some(tap) => format!(
+                "program = \"/bin/sh\"\nargs = [\"-c\", \"tee -a \\\"$0\\\" | exec \\\"$1\\\" exec-server\", {}, {}]",
+                Value::from(tap.display().to_string()),
+                Value::from(env!("CARGO_BIN_EXE_tether"))
+            ),
+        },
         home.join("server.log").display(),
         server_env
             .iter()
@@ -302,9 +318,29 @@ pub(crate) fn codex_exec_with(
     server_env: &[(&str, &str)],
     args: &[&str],
 ) -> Run {
+    codex_exec_tapped(
+        codex, mock, workspace, sandbox, marker, server_env, args, None, false,
+    )
+}
+
+/// As [`codex_exec_with`]; with `tap`, Codex's requests to Tether are also
+/// appended to that file, one JSON-RPC message a line; with `include_local`,
+/// Codex's own local environment (`local`) exists beside Tether (the default).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn codex_exec_tapped(
+    codex: &Path,
+    mock: &Mock,
+    workspace: &Path,
+    sandbox: &str,
+    marker: &str,
+    server_env: &[(&str, &str)],
+    args: &[&str],
+    tap: Option<&Path>,
+    include_local: bool,
+) -> Run {
     let marker = marker.to_string();
     let home = temp_dir("codex-home");
-    write_codex_home(&home, mock.port, server_env);
+    write_codex_home(&home, mock.port, server_env, tap, include_local);
     let mut child = Command::new(codex)
         .args(["exec", "--skip-git-repo-check", "-s", sandbox])
         .args(args)
