@@ -19,9 +19,13 @@ test:
 test-real:
     cargo test --test real_programs
 
-# Build the release binary the bin/ launchers use
+# Build the release binary the bin/ launchers use (LTO, no debuginfo: what ships)
 release:
     cargo build --release
+
+# The release build with symbols, for perf and flame graphs (target/profiling/tether)
+profiling:
+    cargo build --profile profiling
 
 # The long hostile-input, load and fault variants (minutes; one at a time)
 soak:

@@ -52,6 +52,7 @@ pub mod fuzzing;
 pub mod entry {
     pub use crate::cli::links::install as install_links;
     pub use crate::cli::run::{run as run_command, RunArgs};
+    pub use crate::cli::VERSION;
     pub use crate::modes::codex_fs::main as codex_fs;
     pub use crate::modes::exec_server::{run as exec_server, run_then as exec_server_then};
     pub use crate::modes::execve_wrapper::main as execve_wrapper;

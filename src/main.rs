@@ -7,6 +7,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use tether::entry::VERSION;
+
 const ABOUT: &str = "Tether: a stdio JSON-RPC executor for the Codex CLI and other agents.
 
 Modes (pick one by name, or by invoking a symlink with that name):
@@ -21,7 +23,7 @@ User commands:
 Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to see more.";
 
 #[derive(Parser)]
-#[command(name = "tether", version, about = ABOUT, long_about = None)]
+#[command(name = "tether", version = VERSION, about = ABOUT, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     mode: Mode,
@@ -42,7 +44,7 @@ enum Mode {
 }
 
 #[derive(Args)]
-#[command(version)]
+#[command(version = VERSION)]
 struct ExecServerArgs {
     /// Where to listen; tether is stdio-only: `stdio` or `stdio://`
     #[arg(long, default_value = "stdio", value_name = "URL")]
@@ -50,14 +52,14 @@ struct ExecServerArgs {
 }
 
 #[derive(Args)]
-#[command(version)]
+#[command(version = VERSION)]
 struct HelperArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     rest: Vec<OsString>,
 }
 
 #[derive(Args)]
-#[command(version)]
+#[command(version = VERSION)]
 struct LinksArgs {
     /// Directory for the symlinks (created if missing)
     dir: PathBuf,
@@ -199,7 +201,7 @@ fn main() -> ExitCode {
 /// Parse one mode's arguments when the mode came from argv[0].
 trait ParseNamed: Args {
     fn parse_from_named(name: &'static str, args: Vec<OsString>) -> Self {
-        let cmd = Self::augment_args(clap::Command::new(name).version(env!("CARGO_PKG_VERSION")));
+        let cmd = Self::augment_args(clap::Command::new(name).version(VERSION));
         let matches = cmd.get_matches_from(args);
         <Self as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
     }

@@ -289,3 +289,41 @@ fn helper_modes_dispatch_by_name_and_link() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `tether --version` (and each mode's) says the version, the commit it was
+/// built from, and whether it is a static binary.
+#[test]
+fn version_names_the_commit_and_the_linkage() {
+    let git = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    for (args, name) in [
+        (vec!["--version"], "tether"),
+        (vec!["exec-server", "--version"], "tether-exec-server"),
+        (vec!["run", "--version"], "tether-run"),
+    ] {
+        let out = Command::new(bin()).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let want = format!("{name} {} (commit ", env!("CARGO_PKG_VERSION"));
+        let rest = text
+            .strip_prefix(&want)
+            .unwrap_or_else(|| panic!("{args:?}: {text:?}"));
+        let (commit, linkage) = rest
+            .trim_end()
+            .strip_suffix(')')
+            .and_then(|r| r.split_once(", "))
+            .unwrap_or_else(|| panic!("{text:?}"));
+        let linkage_ok = linkage == "static" || linkage == "dynamic";
+        assert!(linkage_ok, "{text:?}");
+        match &git {
+            // Built from this checkout: its commit (modified or not).
+            Some(head) => assert!(commit.starts_with(head.as_str()), "{text:?} vs {head}"),
+            None => assert_eq!(commit, "unknown", "{text:?}"),
+        }
+    }
+}

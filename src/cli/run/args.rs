@@ -10,7 +10,7 @@ pub enum SandboxArg {
 }
 
 #[derive(Debug, Args)]
-#[command(version)]
+#[command(version = crate::cli::VERSION)]
 pub struct RunArgs {
     /// Run through environment ID of environments.toml (`local` is Tether itself)
     #[arg(long = "env", value_name = "ID", conflicts_with = "server")]
