@@ -40,12 +40,14 @@ pub struct Homes {
 }
 
 impl Homes {
-    /// From the server's environment: `$HOME`, and `$CODEX_HOME` (default
-    /// `$HOME/.codex`).
+    /// The server's home ([`crate::sys::home_dir`]) and `$CODEX_HOME` (default
+    /// `<home>/.codex`).
     pub fn from_env() -> Homes {
-        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let home = var("HOME");
-        let codex_home = var("CODEX_HOME").or_else(|| home.as_ref().map(|h| h.join(".codex")));
+        let home = crate::sys::home_dir();
+        let codex_home = std::env::var_os("CODEX_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".codex")));
         Homes { home, codex_home }
     }
 }

@@ -74,7 +74,7 @@ pub fn read(p: EnvironmentConfigReadParams) -> Result<EnvironmentConfigReadResul
     {
         return Err(EnvConfigError::EmptyPath);
     }
-    let home = home_dir();
+    let home = crate::sys::home_dir();
     let codex_home = codex_home(std::env::var_os("CODEX_HOME"), home.as_deref())
         .map_err(EnvConfigError::CodexHome)?;
     let (config, requirements) =
@@ -114,20 +114,6 @@ fn system_dir() -> PathBuf {
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
         .unwrap_or_else(|| PathBuf::from(SYSTEM_DIR))
-}
-
-/// `$HOME` if absolute, else the home directory of the server's uid.
-fn home_dir() -> Option<PathBuf> {
-    if let Some(h) = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-    {
-        return Some(h);
-    }
-    nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|u| u.dir)
 }
 
 /// `$CODEX_HOME` (an existing directory, symbolic links resolved, relative to

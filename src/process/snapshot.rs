@@ -12,12 +12,11 @@
 
 use crate::protocol::process::{EnvPolicy, Inherit, ShellSnapshot};
 use crate::spawn::env_policy::{self, Env};
-use crate::sys::fd::set_nonblocking;
-use crate::sys::reactor::register;
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
+use tokio::io::AsyncReadExt;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -171,33 +170,17 @@ env -0
 
 /// Read `fd` (a pipe's read end) to its end, failing past [`MAX_CAPTURE`] bytes.
 pub async fn read_capture(fd: OwnedFd) -> io::Result<Vec<u8>> {
-    set_nonblocking(fd.as_raw_fd())?;
-    let fd = register(fd)?;
+    let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(fd)?;
     let mut out = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let mut ready = fd.readable().await?;
-        // SAFETY: read into a buffer we own, from a descriptor we own.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n == 0 {
-            return Ok(out);
-        }
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::WouldBlock => ready.clear_ready(),
-                io::ErrorKind::Interrupted => {}
-                _ => return Err(e),
-            }
-            continue;
-        }
-        out.extend_from_slice(&buf[..n as usize]);
-        if out.len() > MAX_CAPTURE {
-            return Err(io::Error::other(format!(
-                "the capture printed more than {MAX_CAPTURE} bytes"
-            )));
-        }
+    pipe.take(MAX_CAPTURE as u64 + 1)
+        .read_to_end(&mut out)
+        .await?;
+    if out.len() > MAX_CAPTURE {
+        return Err(io::Error::other(format!(
+            "the capture printed more than {MAX_CAPTURE} bytes"
+        )));
     }
+    Ok(out)
 }
 
 /// The snapshot in a capture's stdout, if it has one.

@@ -63,19 +63,6 @@ pub fn pick_shell(shell_var: Option<OsString>) -> Shell {
     }
 }
 
-fn home_dir() -> Option<PathBuf> {
-    if let Some(h) = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-    {
-        return Some(h);
-    }
-    nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|u| u.dir)
-}
-
 fn tmpdir() -> Option<PathBuf> {
     std::env::var_os("TMPDIR")
         .map(PathBuf::from)
@@ -97,7 +84,7 @@ pub fn compute_with(probe: NamespaceProbe) -> EnvironmentInfo {
         shell: pick_shell(std::env::var_os("SHELL")),
         executor_version: Some(VERSION.into()),
         cwd: Some(to_uri(&cwd)),
-        user_home_dir: home_dir().map(|h| to_uri(&h)),
+        user_home_dir: crate::sys::home_dir().map(|h| to_uri(&h)),
         platform_os: Some("linux".into()),
         temporary_directories: tmp.iter().map(|t| to_uri(t)).collect(),
         temp_dir: Some(to_uri(tmp.as_deref().unwrap_or(Path::new("/tmp")))),
